@@ -1,0 +1,174 @@
+"""The event schemas of the contract (CONTRACT §§3, 5) and the internal allocation request.
+
+Input models are strict about what the contract requires and tolerant of extra fields
+(a newer producer may add some); output models are what we publish, field for field.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.common import HHMM, ISODate
+
+SCHEMA_VERSION = 1
+ChangeType = Literal["booking.created", "booking.updated", "booking.cancelled"]
+StatusType = Literal[
+    "booking.pending", "booking.confirmed", "booking.cancelled", "booking.allocation_failed"
+]
+Status = Literal["pending", "confirmed", "cancelled"]
+StatusReason = Literal["created", "modification", "retry", "capacity_released"]
+NotificationKind = Literal[
+    "request_received",
+    "confirmed",
+    "modification_pending",
+    "modification_confirmed",
+    "cancelled",
+    "allocation_failed",
+]
+
+# Deterministic ids: a republished fact keeps its id so consumers can dedupe (CONTRACT §5).
+_NAMESPACE = uuid.UUID("6f1d3c0e-7b7a-4d52-9a8e-5ea7f10a0001")
+
+
+def derived_id(*parts: object) -> str:
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- input: booking changes -----------------------------------------------------------------
+
+
+class BookingPayload(BaseModel):
+    """`booking` inside a change event. Full for created/updated; ids only for cancelled."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    booking_id: str = Field(min_length=1, max_length=200)
+    restaurant_id: str = Field(min_length=1, max_length=200)
+    booking_date: ISODate | None = None
+    start_time: HHMM | None = None
+    end_time: HHMM | None = None
+    party_size: int | None = Field(None, ge=1, le=1000)
+    customer_name: str | None = Field(None, max_length=500)
+    customer_email: str | None = Field(None, max_length=320)
+    customer_phone: str | None = Field(None, max_length=100)
+    seating_preference: str | None = Field(None, max_length=100)
+    notes: str | None = Field(None, max_length=5000)
+
+
+class BookingChange(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1]
+    event_id: str = Field(min_length=1, max_length=200)
+    type: ChangeType
+    occurred_at: datetime
+    source: Literal["guest", "ops"]
+    channel: str | None = Field(None, max_length=100)
+    idempotency_key: str | None = Field(None, max_length=200)
+    booking: BookingPayload
+
+    @model_validator(mode="after")
+    def _full_booking_unless_cancelled(self) -> Self:
+        if self.type == "booking.cancelled":
+            return self
+        missing = [
+            name
+            for name in ("booking_date", "start_time", "party_size", "customer_name")
+            if getattr(self.booking, name) is None
+        ]
+        if missing:
+            raise ValueError(
+                f"{self.type} needs booking fields: " + ", ".join(f"booking.{m}" for m in missing)
+            )
+        if self.booking.end_time is not None and self.booking.end_time <= self.booking.start_time:
+            raise ValueError("booking.end_time must be after booking.start_time")
+        return self
+
+    @property
+    def booking_date(self) -> date:
+        assert self.booking.booking_date is not None
+        return self.booking.booking_date
+
+    @property
+    def start_time(self) -> time:
+        assert self.booking.start_time is not None
+        return self.booking.start_time
+
+
+# --- output: status, notifications, ops ---------------------------------------------------------
+
+
+class BookingStatusEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    type: StatusType
+    occurred_at: datetime
+    booking_id: str
+    restaurant_id: str
+    status: Status
+    pending_ref: str | None
+    reason: StatusReason | None = None
+    variant: Literal["standard", "modified"] | None = None
+    table_ids: list[str] | None = None
+    caused_by: str | None = None
+    failure_reason: str | None = None
+
+    @staticmethod
+    def make_id(booking_id: str, type_: str, pending_ref: str | None) -> str:
+        return derived_id("status", booking_id, type_, pending_ref)
+
+
+class NotificationRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    notification_id: str
+    booking_id: str
+    restaurant_id: str
+    kind: NotificationKind
+    channel: Literal["email"] = "email"
+    to: str | None
+    pending_ref: str | None
+    status: Literal["queued", "suppressed", "skipped"]
+    reason: str | None = None
+    due_at: datetime
+    occurred_at: datetime
+
+    @staticmethod
+    def make_id(booking_id: str, kind: str, pending_ref: str | None) -> str:
+        return derived_id("notification", booking_id, kind, pending_ref)
+
+
+class OpsEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_type: str
+    occurred_at: datetime
+    severity: Literal["debug", "info", "warning", "error"] = "info"
+    booking_id: str | None = None
+    restaurant_id: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- internal: allocation requests (key: restaurant_id) -----------------------------------------
+
+
+class AllocationRequest(BaseModel):
+    """Ask the allocator to try one booking episode, or every pending booking of a date."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    restaurant_id: str
+    reason: StatusReason
+    booking_id: str | None = None
+    pending_ref: str | None = None
+    booking_date: ISODate | None = None
+    requested_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,130 @@
+"""The one settings object (CONTRACT §7). Every knob the service reads comes from here."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Where the embedded stack keeps its state (PostgreSQL data, mail sink) unless told otherwise.
+DEFAULT_HOME = Path(".seatflow")
+EMBEDDED_KAFKA_PORT = 19092
+EMBEDDED_SMTP_PORT = 8025
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    # --- infrastructure (unset -> embedded default) -------------------------------------
+    kafka_bootstrap: str = Field(
+        f"127.0.0.1:{EMBEDDED_KAFKA_PORT}", validation_alias=_env("SEATFLOW_KAFKA_BOOTSTRAP")
+    )
+    # None -> the embedded PostgreSQL (pgserver) under `home`.
+    database_url: str | None = Field(None, validation_alias=_env("SEATFLOW_DATABASE_URL"))
+    smtp_host: str = Field("127.0.0.1", validation_alias=_env("SEATFLOW_SMTP_HOST"))
+    smtp_port: int = Field(EMBEDDED_SMTP_PORT, validation_alias=_env("SEATFLOW_SMTP_PORT"))
+    smtp_username: str | None = Field(None, validation_alias=_env("SEATFLOW_SMTP_USERNAME"))
+    smtp_password: str | None = Field(None, validation_alias=_env("SEATFLOW_SMTP_PASSWORD"))
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "none", validation_alias=_env("SEATFLOW_SMTP_TLS")
+    )
+    email_from: str = Field(
+        "seatflow <no-reply@seatflow.local>", validation_alias=_env("SEATFLOW_EMAIL_FROM")
+    )
+
+    # --- topics and identity ---------------------------------------------------------------
+    topic_prefix: str = Field("seatflow.", validation_alias=_env("SEATFLOW_TOPIC_PREFIX"))
+    topic_partitions: int = Field(8, ge=1, validation_alias=_env("SEATFLOW_TOPIC_PARTITIONS"))
+    topic_replication: int = Field(1, ge=1, validation_alias=_env("SEATFLOW_TOPIC_REPLICATION"))
+    app_id_override: str | None = Field(None, validation_alias=_env("SEATFLOW_APP_ID"))
+    web_port: int = Field(6066, validation_alias=_env("SEATFLOW_WEB_PORT"))
+    web_host: str = Field("0.0.0.0", validation_alias=_env("SEATFLOW_WEB_HOST"))
+
+    # --- behaviour ---------------------------------------------------------------------------
+    inline_confirm_window_ms: int = Field(
+        2000, ge=0, validation_alias=_env("SEATFLOW_INLINE_CONFIRM_WINDOW_MS")
+    )
+    auto_assign_retry_delays_ms: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [5000, 15000, 45000],
+        validation_alias=_env("SEATFLOW_AUTO_ASSIGN_RETRY_DELAYS_MS"),
+    )
+    suppress_emails: bool = Field(False, validation_alias=_env("SUPPRESS_EMAILS"))
+    feature_auto_assign_on_booking: bool = Field(
+        True, validation_alias=_env("FEATURE_AUTO_ASSIGN_ON_BOOKING")
+    )
+
+    # --- tuning (not in the contract; defaults suit the embedded Tansu broker) -------------
+    home: Path = Field(DEFAULT_HOME, validation_alias=_env("SEATFLOW_HOME"))
+    # Tansu holds JoinGroup open for session_timeout/2 (INFRA.md): short timeouts make a
+    # worker ready in ~3 s. On Apache Kafka raise them (e.g. 30 / 3 / 60).
+    broker_session_timeout_s: float = Field(
+        4.0, validation_alias=_env("SEATFLOW_BROKER_SESSION_TIMEOUT_S")
+    )
+    broker_heartbeat_interval_s: float = Field(
+        1.0, validation_alias=_env("SEATFLOW_BROKER_HEARTBEAT_INTERVAL_S")
+    )
+    broker_rebalance_timeout_s: float = Field(
+        4.0, validation_alias=_env("SEATFLOW_BROKER_REBALANCE_TIMEOUT_S")
+    )
+    batch_size: int = Field(500, ge=1, validation_alias=_env("SEATFLOW_BATCH_SIZE"))
+    batch_within_s: float = Field(0.02, gt=0, validation_alias=_env("SEATFLOW_BATCH_WITHIN_S"))
+    db_pool_size: int = Field(8, ge=1, validation_alias=_env("SEATFLOW_DB_POOL_SIZE"))
+    timer_interval_s: float = Field(0.25, gt=0, validation_alias=_env("SEATFLOW_TIMER_INTERVAL_S"))
+
+    @field_validator("auto_assign_retry_delays_ms", mode="before")
+    @classmethod
+    def _parse_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return [int(p) for p in parts]
+            except ValueError as exc:
+                raise ValueError(
+                    "SEATFLOW_AUTO_ASSIGN_RETRY_DELAYS_MS must be comma-separated milliseconds, "
+                    f"got {value!r}"
+                ) from exc
+        return value
+
+    @field_validator("auto_assign_retry_delays_ms")
+    @classmethod
+    def _delays_non_negative(cls, value: list[int]) -> list[int]:
+        if any(d < 0 for d in value):
+            raise ValueError("retry delays must be >= 0 ms")
+        return value
+
+    @property
+    def app_id(self) -> str:
+        """Consumer group id; derived from the prefix so deployments can share a cluster."""
+        if self.app_id_override:
+            return self.app_id_override
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", self.topic_prefix).strip("-") or "seatflow"
+        return f"{stem}-worker"
+
+    @property
+    def retry_delays_s(self) -> list[float]:
+        return [d / 1000.0 for d in self.auto_assign_retry_delays_ms]
+
+    @property
+    def inline_window_s(self) -> float:
+        return self.inline_confirm_window_ms / 1000.0
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.home / "mail"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
