@@ -12,6 +12,7 @@ after the dead-letter headers, so a replay can hand them back unchanged.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -239,6 +240,16 @@ def preview(raw: bytes | None, limit: int = VALUE_PREVIEW_CHARS) -> str:
     return text
 
 
+def _json_bytes(name: str, raw: bytes | None) -> dict[str, str | None]:
+    """`name` as exact text when it is valid UTF-8; otherwise `name_base64` carries the bytes."""
+    if raw is None:
+        return {name: None, f"{name}_base64": None}
+    try:
+        return {name: raw.decode("utf-8"), f"{name}_base64": None}
+    except UnicodeDecodeError:
+        return {name: None, f"{name}_base64": base64.b64encode(raw).decode("ascii")}
+
+
 @dataclass(frozen=True)
 class DeadLetterView:
     """One dead letter as `seatflow dlq tail` shows it."""
@@ -254,10 +265,17 @@ class DeadLetterView:
     original_offset: int | None
     original_timestamp_ms: int | None
     attempts: int | None
-    key: str | None
-    value: str | None
-    value_preview: str
-    value_bytes: int
+    key_bytes: bytes | None
+    value_bytes: bytes | None
+
+    @property
+    def key(self) -> str | None:
+        """The key for display (escaped), None for a null key."""
+        return bytes_text(self.key_bytes)
+
+    @property
+    def value_preview(self) -> str:
+        return preview(self.value_bytes)
 
     @property
     def position(self) -> str:
@@ -294,10 +312,10 @@ class DeadLetterView:
             "original_offset": self.original_offset,
             "original_timestamp_ms": self.original_timestamp_ms,
             "original_timestamp": original_time,
-            "key": self.key,
-            "value": self.value,
+            **_json_bytes("key", self.key_bytes),
+            **_json_bytes("value", self.value_bytes),
             "value_preview": self.value_preview,
-            "value_bytes": self.value_bytes,
+            "value_size": 0 if self.value_bytes is None else len(self.value_bytes),
         }
 
 
@@ -316,8 +334,6 @@ def parse_dead_letter(record: RecordLike) -> DeadLetterView:
         original_offset=_parse_int(header_text(headers, H_ORIGINAL_OFFSET)),
         original_timestamp_ms=_parse_int(header_text(headers, H_ORIGINAL_TIMESTAMP)),
         attempts=_parse_int(header_text(headers, H_ATTEMPTS)),
-        key=bytes_text(record.key),
-        value=bytes_text(record.value),
-        value_preview=preview(record.value),
-        value_bytes=0 if record.value is None else len(record.value),
+        key_bytes=record.key,
+        value_bytes=record.value,
     )

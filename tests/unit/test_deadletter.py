@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -213,8 +214,26 @@ def test_parse_dead_letter_reads_back_what_build_wrote() -> None:
     as_json = view.as_json()
     assert json.loads(json.dumps(as_json)) == as_json
     assert as_json["original_timestamp"] == "2026-11-21T18:00:00.000Z"
-    assert as_json["value"] == '{"not": "ok"'
-    assert as_json["value_bytes"] == 12
+    assert as_json["key"] == "b-1001"
+    assert as_json["value"] == '{"not": "ok"' and as_json["value_base64"] is None
+    assert as_json["value_size"] == 12
+
+
+def test_json_view_carries_exact_bytes_even_when_not_utf8() -> None:
+    raw = b"line\n\xff\x00"
+    letter = build_dead_letter(source(value=raw), "decode", ValueError("x"), NOW)
+    as_json = parse_dead_letter(
+        FakeRecord(0, 1, letter.key, letter.value, letter.headers)
+    ).as_json()
+
+    assert as_json["value"] is None
+    assert base64.b64decode(as_json["value_base64"]) == raw
+    assert as_json["value_preview"] == "line\\n\\xff\\x00"
+
+    text = b"line\nwith newline"
+    as_json = parse_dead_letter(FakeRecord(0, 2, None, text, letter.headers)).as_json()
+    assert as_json["value"] == "line\nwith newline"  # exact text: JSON escapes it, not us
+    assert as_json["key"] is None and as_json["key_base64"] is None
 
 
 def test_parse_dead_letter_tolerates_a_record_without_headers() -> None:
