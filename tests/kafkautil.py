@@ -1,0 +1,79 @@
+"""Reading topics from tests without a consumer group (joins are slow on Tansu, INFRA.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 10.0  # noqa: ASYNC109
+) -> list[ConsumerRecord]:
+    """Every record of `topic` so far, sorted by (partition, offset).
+
+    Assigns all partitions directly and reads from the beginning up to the high watermark
+    that fetch responses report (Tansu's ListOffsets "latest" is wrong, INFRA.md). Keeps
+    reading until at least `min_count` records arrived and every partition is read up to its
+    high watermark, or until `timeout` — then returns what it has (the caller asserts).
+    A topic that does not exist yet is waited for while min_count > 0.
+    """
+    deadline = time.monotonic() + timeout
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        partitions = await _partitions(consumer, topic, deadline, wait=min_count > 0)
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while True:
+            batches = await consumer.getmany(timeout_ms=100)
+            for batch in batches.values():
+                records.extend(batch)
+            caught_up = all([await _caught_up(consumer, tp) for tp in partitions])
+            if (caught_up and len(records) >= min_count) or time.monotonic() >= deadline:
+                break
+    finally:
+        await consumer.stop()
+    records.sort(key=lambda r: (r.partition, r.offset))
+    return records
+
+
+async def _partitions(
+    consumer: AIOKafkaConsumer, topic: str, deadline: float, *, wait: bool
+) -> list[TopicPartition]:
+    while True:
+        await consumer.topics()  # refreshes cluster metadata
+        ids = consumer.partitions_for_topic(topic)
+        if ids:
+            return [TopicPartition(topic, p) for p in sorted(ids)]
+        if not wait or time.monotonic() >= deadline:
+            return []
+        await asyncio.sleep(0.1)
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    highwater = consumer.highwater(tp)  # None until a fetch response for tp arrived
+    if highwater is None:
+        return False
+    return await consumer.position(tp) >= highwater
+
+
+def json_values(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
+    """The records' values parsed as JSON objects (tombstones skipped)."""
+    return [json.loads(r.value) for r in records if r.value is not None]
+
+
+def keys(records: list[ConsumerRecord]) -> list[str | None]:
+    return [r.key.decode() if r.key is not None else None for r in records]
