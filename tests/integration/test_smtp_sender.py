@@ -49,16 +49,16 @@ class RecordingHandler:
         self.ehlo_count = 0
         self.noop_count = 0
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         self.ehlo_count += 1
         return responses
 
-    async def handle_NOOP(self, server, session, envelope, arg):  # noqa: N802
+    async def handle_NOOP(self, server, session, envelope, arg):
         self.noop_count += 1
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0].lower()
         if local.startswith("reject"):
             return f"550 5.1.1 <{address}>: Recipient address rejected: mailbox unavailable"
@@ -67,7 +67,7 @@ class RecordingHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         self.delivered.append(
             Delivered(
                 peer=session.peer,
