@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -58,12 +59,16 @@ class SmtpSender:
         timeout_s: float = 15.0,
         idle_check_after_s: float = 30.0,
         local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls_context` overrides the default (system CAs, verified) for smtp_tls tls or
+        starttls, e.g. to trust a private CA."""
         self._settings = settings
         self._timeout_s = timeout_s
         self._idle_check_after_s = idle_check_after_s
         # socket.getfqdn() (aiosmtplib's default) can stall on reverse DNS: avoid it.
         self._local_hostname = local_hostname or socket.gethostname() or "localhost"
+        self._tls_context = tls_context
         self._client: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
         self._lock = asyncio.Lock()
@@ -154,6 +159,7 @@ class SmtpSender:
             timeout=self._timeout_s,
             use_tls=settings.smtp_tls == "tls",
             start_tls=settings.smtp_tls == "starttls",
+            tls_context=self._tls_context if settings.smtp_tls != "none" else None,
         )
         try:
             await client.connect()

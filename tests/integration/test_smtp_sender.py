@@ -8,13 +8,18 @@ port with the same handler, so what it recorded survives the restart.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, time
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -35,6 +40,7 @@ class Delivered:
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
+    encrypted: bool
 
     def parsed(self) -> EmailMessage:
         return message_from_bytes(self.content, policy=default_policy)  # type: ignore[return-value]
@@ -74,6 +80,7 @@ class RecordingHandler:
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
                 content=bytes(envelope.original_content or envelope.content),
+                encrypted=server.transport.get_extra_info("ssl_object") is not None,
             )
         )
         return "250 2.0.0 Message accepted for delivery"
@@ -82,13 +89,16 @@ class RecordingHandler:
 class SmtpServer:
     """A restartable aiosmtpd server on one fixed loopback port."""
 
-    def __init__(self, handler: RecordingHandler) -> None:
+    def __init__(self, handler: RecordingHandler, **controller_options: Any) -> None:
         self.handler = handler
         self.port = _free_port()
+        self._controller_options = controller_options
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname=HOST, port=self.port)
+        self._controller = Controller(
+            self.handler, hostname=HOST, port=self.port, **self._controller_options
+        )
         self._controller.start()
 
     def stop(self) -> None:
@@ -111,12 +121,12 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
-def _settings(server: SmtpServer) -> Settings:
+def _settings(server: SmtpServer, tls: str = "none") -> Settings:
     return Settings().model_copy(
         update={
             "smtp_host": HOST,
             "smtp_port": server.port,
-            "smtp_tls": "none",
+            "smtp_tls": tls,
             "smtp_username": None,
             "smtp_password": None,
         }
@@ -278,3 +288,63 @@ async def test_synthetic_address_is_refused_without_touching_the_server(
 
     assert smtp_server.handler.delivered == []
     assert smtp_server.handler.ehlo_count == 0
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1 (made with the openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={HOST}",
+         "-addext", f"subjectAltName=IP:{HOST}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def _server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_tls_modes_deliver_encrypted(certificate: tuple[Path, Path], mode: str) -> None:
+    server_context = _server_context(certificate)
+    options: dict[str, Any] = (
+        {"tls_context": server_context, "require_starttls": True}
+        if mode == "starttls"
+        else {"ssl_context": server_context}
+    )
+    server = SmtpServer(RecordingHandler(), **options)
+    server.start()
+    try:
+        trust_our_cert = ssl.create_default_context(cafile=str(certificate[0]))
+        async with SmtpSender(_settings(server, mode), tls_context=trust_our_cert) as sender:
+            await sender.send(_email("ada@example.com"))
+    finally:
+        server.stop()
+
+    [delivered] = server.handler.delivered
+    assert delivered.encrypted
+    assert delivered.parsed()["X-Seatflow-Kind"] == "confirmed"
+
+
+async def test_untrusted_certificate_is_transient(certificate: tuple[Path, Path]) -> None:
+    server = SmtpServer(RecordingHandler(), ssl_context=_server_context(certificate))
+    server.start()
+    try:
+        # Default verification against the system CAs: our self-signed cert is refused.
+        async with SmtpSender(_settings(server, "tls"), timeout_s=2.0) as sender:
+            with pytest.raises(TransientEmailError, match="cannot connect"):
+                await sender.send(_email("ada@example.com"))
+    finally:
+        server.stop()
+    assert server.handler.delivered == []
