@@ -379,19 +379,23 @@ def test_workers_are_healthchecked_on_their_health_endpoint(
             )
 
 
-def test_init_loads_the_sample_restaurant_after_the_workers(
-    seatflow_services: dict[str, dict], workers: dict[str, dict]
+def test_init_loads_the_sample_restaurant_once_the_brokers_are_up(
+    seatflow_services: dict[str, dict], kafka_nodes: dict[str, dict]
 ) -> None:
     loaders = {
         n: s for n, s in seatflow_services.items() if command_of(s)[:2] == ["restaurants", "load"]
     }
     assert len(loaders) == 1, f"one one-shot loader expected: {sorted(loaders)}"
     ((name, loader),) = loaders.items()
+    # One-shot: a successful load must not be restarted (and republished) forever.
+    assert str(loader.get("restart", "no")).split(":")[0] in {"no", "on-failure"}, name
+    # It creates the topics it publishes to, with replication 3: every broker must be up.
+    depends = loader.get("depends_on", {})
+    for node in kafka_nodes:
+        assert depends.get(node, {}).get("condition") == "service_healthy", f"{name} -> {node}"
+
     sample = command_of(loader)[2]
     assert sample.startswith(IMAGE_APP_DIR + "/"), sample
-    # Workers create the topics (auto-creation is off), so the loader waits for them.
-    depends = loader.get("depends_on", {})
-    assert any(depends.get(w, {}).get("condition") == "service_healthy" for w in workers), name
     repo_path = REPO_ROOT / sample.removeprefix(IMAGE_APP_DIR + "/")
     assert repo_path.is_file(), f"{sample} is not in the image: {repo_path} does not exist"
     assert yaml.safe_load(repo_path.read_text()), f"{repo_path} is empty"
