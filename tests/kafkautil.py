@@ -11,7 +11,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 10.0  # noqa: ASYNC109
+    bootstrap: str,
+    topic: str,
+    *,
+    min_count: int = 0,
+    timeout: float = 10.0,  # noqa: ASYNC109
 ) -> list[ConsumerRecord]:
     """Every record of `topic` so far, sorted by (partition, offset).
 
