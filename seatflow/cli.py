@@ -80,7 +80,10 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     )
 
     stops: list[Callable[[], None]] = []
-    # Until the worker installs its own handlers, SIGTERM must unwind through `finally` too.
+    # Ctrl-C and SIGTERM must unwind through `finally` (which stops the stack) at any moment,
+    # also when a parent shell started us with SIGINT ignored. The worker may install its
+    # own handlers while it runs; these are the fallback around it.
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         try:
@@ -141,7 +144,6 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         )
         from seatflow.worker import run_worker
 
-        signal.signal(signal.SIGTERM, previous_sigterm)
         run_worker(settings)
         return EXIT_OK
     except EmbeddedStartError as exc:
@@ -149,11 +151,16 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
+        # A second Ctrl-C while stopping must not leave half the stack running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for stop in reversed(stops):
             try:
                 stop()
             except Exception as exc:  # keep stopping the rest
                 print(f"seatflow dev: stopping failed: {exc}", file=sys.stderr)
+        signal.signal(signal.SIGINT, previous_sigint)
+        signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 # --- restaurants -------------------------------------------------------------------------------
