@@ -25,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.kafka.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 IMAGE_APP_DIR = "/app"  # WORKDIR in the Dockerfile: the repository is copied there
+KAFKA_MIN_SESSION_TIMEOUT_S = 6.0  # Apache Kafka's group.min.session.timeout.ms default
 SETTING_NAME = re.compile(r"^(SEATFLOW_|SUPPRESS_EMAILS$|FEATURE_)")
 
 
@@ -343,6 +344,8 @@ def test_worker_timeouts_suit_apache_kafka(
     for name, worker in workers.items():
         s = settings_from(environment_of(worker), monkeypatch)
         assert s.broker_session_timeout_s > tansu_defaults, f"{name}: Tansu-sized session timeout"
+        # Below the broker's group.min.session.timeout.ms (6 s default) JoinGroup is refused.
+        assert s.broker_session_timeout_s >= KAFKA_MIN_SESSION_TIMEOUT_S, name
         # Kafka: heartbeat at most a third of the session; rebalance at least the session.
         assert s.broker_heartbeat_interval_s * 3 <= s.broker_session_timeout_s, name
         assert s.broker_rebalance_timeout_s >= s.broker_session_timeout_s, name
@@ -424,3 +427,12 @@ def test_dockerfile_runs_seatflow_as_a_non_root_user() -> None:
         for key in re.findall(r"(\w+)=", args):
             if SETTING_NAME.match(key):
                 assert key in known, f"Dockerfile ENV {key} is not a seatflow setting"
+
+
+# --- docs ----------------------------------------------------------------------------------------
+
+
+def test_deployment_guide_documents_every_setting() -> None:
+    guide = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    missing = sorted(name for name in setting_env_names() if f"`{name}`" not in guide)
+    assert not missing, f"docs/deployment.md does not document {missing}"
