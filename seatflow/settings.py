@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     broker_rebalance_timeout_s: float = Field(
         4.0, validation_alias=_env("SEATFLOW_BROKER_REBALANCE_TIMEOUT_S")
     )
+    # Faust hard-codes 1500 ms; a shorter wait keeps each hop's latency low (faust_tuning).
+    consumer_fetch_max_wait_ms: int = Field(
+        50, ge=1, validation_alias=_env("SEATFLOW_CONSUMER_FETCH_MAX_WAIT_MS")
+    )
     batch_size: int = Field(500, ge=1, validation_alias=_env("SEATFLOW_BATCH_SIZE"))
     batch_within_s: float = Field(0.02, gt=0, validation_alias=_env("SEATFLOW_BATCH_WITHIN_S"))
     db_pool_size: int = Field(8, ge=1, validation_alias=_env("SEATFLOW_DB_POOL_SIZE"))
@@ -105,8 +109,9 @@ class Settings(BaseSettings):
         """Consumer group id; derived from the prefix so deployments can share a cluster."""
         if self.app_id_override:
             return self.app_id_override
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", self.topic_prefix).strip("-") or "seatflow"
-        return f"{stem}-worker"
+        # Kafka group ids and topic names allow [A-Za-z0-9._-]; "seatflow." -> "seatflow.worker".
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", self.topic_prefix) or "seatflow."
+        return f"{stem}worker"
 
     @property
     def retry_delays_s(self) -> list[float]:

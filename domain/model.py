@@ -1,0 +1,109 @@
+"""Plain domain data: a booking's stored state and the effects a decision asks for.
+
+Nothing here does I/O; the agents persist a `Decision` and publish what it lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Literal
+
+Status = Literal["pending", "confirmed", "cancelled"]
+EpisodeKind = Literal["created", "modification"]
+AllocState = Literal["idle", "queued", "retry", "exhausted", "done"]
+StatusReason = Literal["created", "modification", "retry", "capacity_released"]
+Audience = Literal["guest", "restaurant"]
+
+
+@dataclass(frozen=True)
+class BookingState:
+    booking_id: str
+    restaurant_id: str
+    status: Status
+    pending_ref: str | None
+    episode_kind: EpisodeKind
+    episode_caused_by: str | None
+    booking_date: date
+    start_time: time
+    requested_end_time: time | None
+    end_time: time | None
+    party_size: int
+    customer_name: str | None
+    customer_email: str | None
+    customer_phone: str | None
+    seating_preference: str | None = None
+    notes: str | None = None
+    source: str = "guest"
+    channel: str | None = None
+    idempotency_key: str | None = None
+    ever_confirmed: bool = False
+    alloc_state: AllocState = "idle"
+    attempts: int = 0
+    table_ids: tuple[str, ...] = ()
+    last_failure: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One transition, published on booking-status."""
+
+    type: Literal[
+        "booking.pending", "booking.confirmed", "booking.cancelled", "booking.allocation_failed"
+    ]
+    status: Status
+    pending_ref: str | None
+    reason: StatusReason | None
+    caused_by: str | None
+    variant: Literal["standard", "modified"] | None = None
+    table_ids: tuple[str, ...] | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class NotificationIntent:
+    kind: str
+    audience: Audience
+    pending_ref: str
+    hold: bool  # held for the inline window; a confirmation inside it cancels the row
+
+
+@dataclass(frozen=True)
+class OpsNote:
+    event_type: str
+    severity: Literal["debug", "info", "warning", "error"] = "info"
+    context: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AllocationAsk:
+    """Ask the allocator to try this booking's current episode."""
+
+    reason: StatusReason
+    pending_ref: str
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When the next allocation attempt is due, in seconds from the failed attempt."""
+
+    delay_s: float
+
+
+@dataclass
+class Decision:
+    """Everything one input causes. Empty means: change nothing, publish nothing."""
+
+    state: BookingState | None = None
+    release_tables: bool = False
+    status_changes: list[StatusChange] = field(default_factory=list)
+    notifications: list[NotificationIntent] = field(default_factory=list)
+    cancel_held_emails: bool = False
+    allocation: AllocationAsk | None = None
+    retry: RetrySchedule | None = None
+    capacity_released: list[tuple[str, date]] = field(default_factory=list)
+    ops: list[OpsNote] = field(default_factory=list)
+
+    @property
+    def changes_state(self) -> bool:
+        return self.state is not None

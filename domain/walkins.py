@@ -1,0 +1,58 @@
+"""Contact details for ops walk-ins (CONTRACT §4 "Ops walk-ins")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SYNTHETIC_DOMAIN = "system.local"
+_NOT_SLUG = re.compile(r"[^a-z0-9]")
+
+
+def walkin_slug(idempotency_key: str | None, booking_id: str) -> str:
+    """`idempotency_key` (else booking_id), lowercased, only [a-z0-9], at most 24 chars."""
+    basis = idempotency_key if idempotency_key and idempotency_key.strip() else booking_id
+    return _NOT_SLUG.sub("", basis.lower())[:24]
+
+
+def is_synthetic(address: str | None) -> bool:
+    return bool(address) and address.strip().lower().endswith("@" + SYNTHETIC_DOMAIN)
+
+
+def _blank(value: str | None) -> bool:
+    return value is None or not value.strip()
+
+
+@dataclass(frozen=True)
+class ResolvedContact:
+    """What the booking carries (notification address) vs the guest's identity."""
+
+    notify_email: str | None  # where this booking's notifications go
+    phone: str | None
+    identity_email: str | None  # the customer record's address (synthetic for anonymous walk-ins)
+    synthetic: bool
+
+
+def resolve_contact(
+    *,
+    source: str,
+    customer_email: str | None,
+    customer_phone: str | None,
+    idempotency_key: str | None,
+    booking_id: str,
+    restaurant_contact_email: str | None,
+) -> ResolvedContact:
+    email = None if _blank(customer_email) else customer_email.strip()
+    phone = None if _blank(customer_phone) else customer_phone.strip()
+    if source != "ops":
+        # Guest-provided details are never replaced.
+        return ResolvedContact(email, phone, email, synthetic=False)
+    slug = walkin_slug(idempotency_key, booking_id)
+    if phone is None:
+        phone = f"000-{slug}"
+    if email is not None:
+        return ResolvedContact(email, phone, email, synthetic=False)
+    synthetic_email = f"walkin+{slug}@{SYNTHETIC_DOMAIN}"
+    restaurant_email = None if _blank(restaurant_contact_email) else restaurant_contact_email
+    notify = restaurant_email.strip() if restaurant_email else synthetic_email
+    return ResolvedContact(notify, phone, synthetic_email, synthetic=True)

@@ -1,0 +1,163 @@
+"""Run allocation requests in one transaction: lock restaurants, decide in order, persist.
+
+Each restaurant's row is locked FOR UPDATE first, so allocation for one restaurant is
+serialised even when a rebalance briefly hands its partition to two workers; the
+exclusion constraint on booking_tables stays the last line of defence.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from domain import allocation
+from domain.lifecycle import apply_allocation
+from domain.model import BookingState, Decision, StatusReason
+from models.events import AllocationRequest
+from models.restaurant import RestaurantConfig
+from services import outbox
+from services.changes import persist_decisions
+from services.outbox import OutboxRow
+from storage import repository as repo
+
+
+@dataclass(frozen=True)
+class AllocationPolicy:
+    retry_delays_s: list[float]
+    inline_window: timedelta
+
+
+@dataclass
+class AllocationResult:
+    rows: list[OutboxRow] = field(default_factory=list)
+    confirmed: int = 0
+    failed: int = 0
+    stale: int = 0
+
+
+def _local_now(cfg: RestaurantConfig, now: datetime) -> datetime:
+    return now.astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None)
+
+
+def decide_one(
+    cfg: RestaurantConfig,
+    state: BookingState,
+    occupied: list[allocation.Occupied],
+    now: datetime,
+) -> tuple[allocation.Plan | allocation.AllocationFailure, allocation.Window | None]:
+    window = allocation.booking_window(
+        cfg, state.booking_date, state.start_time, state.requested_end_time, state.party_size
+    )
+    if isinstance(window, allocation.AllocationFailure):
+        return window, None
+    if window.start <= _local_now(cfg, now):
+        return allocation.AllocationFailure("start_passed", "the booking's start has passed"), None
+    # A pending booking holds no tables, so `occupied` has nothing of its own to leave out.
+    layout = allocation.Layout.from_config(cfg)
+    return allocation.allocate(layout, state.party_size, window, occupied), window
+
+
+async def run_requests(
+    conn: asyncpg.Connection,
+    requests: list[AllocationRequest],
+    policy: AllocationPolicy,
+    *,
+    now: datetime | None = None,
+) -> AllocationResult:
+    """Decide every request inside the caller's transaction."""
+    now = now or datetime.now(UTC)
+    result = AllocationResult()
+    configs = await repo.load_restaurants(conn, [r.restaurant_id for r in requests], lock=True)
+
+    # The reason each booking is tried for: its own request, else the capacity sweep.
+    reason_of: dict[str, StatusReason] = {}
+    ref_of: dict[str, str | None] = {}
+    order: list[str] = []
+    sweeps: list[tuple[str, date]] = []
+    for req in requests:
+        if req.restaurant_id not in configs:
+            result.stale += 1
+            continue
+        if req.booking_id is not None:
+            if req.booking_id not in reason_of:
+                order.append(req.booking_id)
+            reason_of[req.booking_id] = req.reason
+            ref_of[req.booking_id] = req.pending_ref
+        elif req.booking_date is not None:
+            sweeps.append((req.restaurant_id, req.booking_date))
+    states = await repo.lock_pending_for_allocation(conn, order, sorted(set(sweeps)))
+
+    swept = sorted(
+        (s for s in states.values() if s.booking_id not in reason_of),
+        key=lambda s: (s.booking_date, s.start_time, s.booking_id),
+    )
+    candidates: list[tuple[BookingState, StatusReason]] = []
+    for bid in order:
+        state = states.get(bid)
+        if state is None or state.pending_ref != ref_of[bid]:
+            result.stale += 1  # cancelled, confirmed, or superseded by a newer episode
+            continue
+        candidates.append((state, reason_of[bid]))
+    candidates += [(s, "capacity_released") for s in swept]
+    if not candidates:
+        return result
+
+    occupied = await repo.occupancy(
+        conn, sorted({(s.restaurant_id, s.booking_date) for s, _ in candidates})
+    )
+    by_restaurant: dict[str, list[allocation.Occupied]] = defaultdict(list, occupied)
+    items: list[tuple[BookingState | None, Decision]] = []
+    assignments: list[tuple] = []
+    next_attempt: dict[str, datetime] = {}
+    for state, reason in candidates:
+        cfg = configs[state.restaurant_id]
+        outcome, window = decide_one(cfg, state, by_restaurant[state.restaurant_id], now)
+        decision = apply_allocation(
+            state, outcome, reason=reason, retry_delays_s=policy.retry_delays_s
+        )
+        if isinstance(outcome, allocation.Plan) and window is not None:
+            by_restaurant[state.restaurant_id].extend(allocation.plan_occupancy(outcome, window))
+            assignments += [
+                (state.booking_id, state.restaurant_id, state.booking_date, tid, window.start,
+                 window.blocked_until)
+                for tid in outcome.table_ids
+            ]
+            if decision.state is not None:
+                decision.state = replace(decision.state, end_time=window.end.time())
+            result.confirmed += 1
+        else:
+            result.failed += 1
+        if decision.retry is not None:
+            next_attempt[state.booking_id] = now + timedelta(seconds=decision.retry.delay_s)
+        items.append((state, decision))
+
+    await repo.assign_tables(conn, assignments)
+    result.rows = await persist_decisions(
+        conn, items, configs, policy.inline_window, now, next_attempt_at=next_attempt
+    )
+    return result
+
+
+async def claim_due_retries(
+    conn: asyncpg.Connection, *, now: datetime, limit: int = 500
+) -> list[OutboxRow]:
+    """Turn due retries into allocation requests (in the caller's transaction)."""
+    records = await conn.fetch(
+        "UPDATE bookings SET alloc_state = 'queued', next_attempt_at = NULL WHERE booking_id IN ("
+        "  SELECT booking_id FROM bookings WHERE alloc_state = 'retry' AND status = 'pending'"
+        "  AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ") RETURNING booking_id, restaurant_id, pending_ref",
+        now,
+        limit,
+    )
+    rows = [
+        outbox.allocation_row(
+            r["restaurant_id"], "retry", now, booking_id=r["booking_id"], pending_ref=r["pending_ref"]
+        )
+        for r in records
+    ]
+    return await outbox.insert(conn, rows)

@@ -1,0 +1,73 @@
+"""The Faust application: topics (raw bytes; decoding is ours), agents, timers, web views."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from seatflow.settings import Settings
+from streams import faust_fixes, faust_tuning
+from streams.runtime import Runtime
+from streams.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    faust_fixes.apply()
+    faust_tuning.set_fetch_max_wait(settings.consumer_fetch_max_wait_ms)
+    topics = TopicNames(settings.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        # Decoding is ours, so a bad message reaches the dead-letter guard as bytes.
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_allow_declare=False,  # the worker creates its topics itself (streams.admin)
+        # No Faust-internal topics: they would not carry the contract's prefix.
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_commit_every=settings.batch_size,
+        broker_commit_interval=1.0,
+        producer_linger=0.005,
+        producer_acks=-1,
+        stream_wait_empty=False,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_in_thread=False,
+        datadir=str(settings.home / "faust"),
+        store="memory://",
+        table_cleanup_interval=3600.0,
+    )
+    rt = Runtime(settings=settings, topics=topics)
+
+    from agents import allocator, changes, emails, housekeeping, restaurants
+    from streams import web
+
+    restaurants.register(app, rt)
+    changes.register(app, rt)
+    allocator.register(app, rt)
+    emails.register(app, rt)
+    housekeeping.register(app, rt)
+    web.register(app, rt)
+
+    async def send(topic, key, value, headers):  # type: ignore[no-untyped-def]
+        return await app.producer.send(topic, key, value, None, None, headers)
+
+    rt.send = send
+    return app, rt
+
+
+def input_topic(app: faust.App, name: str, **config: str) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, config=config or None)

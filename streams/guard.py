@@ -1,0 +1,162 @@
+"""The dead-letter guard every agent loop runs its batches through.
+
+Faust acks a message whose agent raised and moves on (INFRA.md), so nothing may raise out
+of an agent: each message is decoded (stage `decode`), validated (`validate`) and the
+good ones handled as one batch (`process`). Transient infrastructure errors retry the
+same batch; any other failure is narrowed down message by message, in order, and only
+the message that fails on its own is dead-lettered. Events are acked only after their
+batch is durably handled or dead-lettered, so a crash mid-batch loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from models.common import format_error
+from services.outbox import OpsNote, OutboxRow, ops_row
+from streams.deadletter import SourceMessage, build_dead_letter
+from streams.runtime import Runtime
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+class DecodeError(ValueError):
+    """The bytes are not a JSON object."""
+
+
+class SchemaError(ValueError):
+    """Valid JSON that breaks the contract; the message names the fields."""
+
+
+def decode_json(raw: bytes | None) -> dict:
+    if raw is None:
+        raise DecodeError("message has no value")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"not UTF-8 JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DecodeError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[M]):
+    source: SourceMessage
+    model: M
+
+
+def source_of(event: object) -> SourceMessage:
+    msg = event.message  # type: ignore[attr-defined]
+    return SourceMessage(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
+        key=msg.key,
+        value=msg.value,
+        headers=[(k, v) for k, v in (msg.headers or [])],
+    )
+
+
+class BatchGuard(Generic[M]):
+    def __init__(
+        self,
+        rt: Runtime,
+        name: str,
+        model: type[M],
+        handle: Callable[[list[M]], Awaitable[None]],
+    ) -> None:
+        self.rt = rt
+        self.name = name
+        self.model = model
+        self.handle = handle
+
+    def decode(self, src: SourceMessage) -> M:
+        data = decode_json(src.value)
+        try:
+            return self.model.model_validate(data)
+        except ValidationError as exc:
+            raise SchemaError(format_error(exc)) from exc
+
+    async def run(self, sources: Sequence[SourceMessage]) -> None:
+        good: list[Decoded[M]] = []
+        for src in sources:
+            self.rt.metrics.consumed.labels(topic=self.name).inc()
+            try:
+                good.append(Decoded(src, self.decode(src)))
+            except DecodeError as exc:
+                await self.dead_letter(src, "decode", exc)
+            except SchemaError as exc:
+                await self.dead_letter(src, "validate", exc)
+        if not good:
+            return
+        with self.rt.metrics.batch_seconds.labels(agent=self.name).time():
+            try:
+                await self.rt.until_done(self.name, lambda: self.handle([d.model for d in good]))
+                return
+            except Exception as exc:  # noqa: BLE001 - narrowed below
+                if len(good) == 1:
+                    await self.dead_letter(good[0].source, "process", exc)
+                    return
+                log.warning("%s: batch of %d failed (%r); retrying one by one",
+                            self.name, len(good), exc)
+            for item in good:
+                try:
+                    await self.rt.until_done(self.name, lambda item=item: self.handle([item.model]))
+                except Exception as exc:  # noqa: BLE001 - this one message is poison
+                    await self.dead_letter(item.source, "process", exc)
+
+    async def dead_letter(self, src: SourceMessage, stage: str, exc: BaseException) -> None:
+        now = datetime.now(UTC)
+        letter = build_dead_letter(src, stage, exc, now)  # type: ignore[arg-type]
+        log.warning("%s: dead-lettering %s[%d]@%d at stage %s: %s", self.name, src.topic,
+                    src.partition, src.offset, stage, exc)
+        assert self.rt.send is not None
+
+        async def publish() -> None:
+            fut = await self.rt.send(self.rt.topics.dead_letters, letter.key,
+                                     letter.value or b"", letter.headers)
+            await fut
+            note = OpsNote(
+                "dead_letter.published",
+                "warning",
+                {
+                    "stage": stage,
+                    "original_topic": src.topic,
+                    "original_partition": src.partition,
+                    "original_offset": src.offset,
+                    "exception_class": type(exc).__name__,
+                    "exception_message": str(exc)[:500],
+                },
+            )
+            key = src.key.decode("utf-8", "replace") if src.key is not None else None
+            row: OutboxRow = ops_row(note, now, booking_id=key)
+            await self.rt.publish_rows([row])
+
+        await self.rt.until_done(f"{self.name}.dead-letter", publish)
+        self.rt.metrics.dead_letters.labels(topic=self.name, stage=stage).inc()
+
+
+def guarded_agent(
+    app: object, topic: object, guard: BatchGuard, *, batch_size: int, within_s: float
+) -> object:
+    """A Faust agent that feeds batches through `guard` and acks only after each batch."""
+
+    @app.agent(topic, name=guard.name)  # type: ignore[attr-defined]
+    async def agent(stream):  # type: ignore[no-untyped-def]
+        # noack_take: a batch cancelled mid-way (shutdown, rebalance) is not acked.
+        async for events in stream.noack_take(batch_size, within_s):
+            await guard.run([source_of(e) for e in events])
+            for event in events:
+                await stream.ack(event)
+
+    return agent

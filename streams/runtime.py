@@ -1,0 +1,157 @@
+"""What every agent shares in one worker: settings, the database pool, publishing, health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from seatflow.settings import Settings
+from services.outbox import Logical, OutboxRow
+from storage import db
+from streams.topics import TopicNames
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Sends one record; returns a future that resolves once the broker has it.
+SendFn = Callable[[str, bytes | None, bytes, Sequence[tuple[str, bytes]] | None], Awaitable[Any]]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("seatflow_messages_consumed", "Messages consumed", ["topic"], registry=r)
+        self.dead_letters = Counter(
+            "seatflow_dead_letters", "Messages dead-lettered", ["topic", "stage"], registry=r
+        )
+        self.duplicates = Counter("seatflow_duplicate_events", "Change events seen again", registry=r)
+        self.published = Counter("seatflow_published", "Records published", ["topic"], registry=r)
+        self.allocations = Counter(
+            "seatflow_allocation_decisions", "Allocation attempts", ["result"], registry=r
+        )
+        self.emails = Counter("seatflow_emails", "Email outcomes", ["status"], registry=r)
+        self.transient_errors = Counter(
+            "seatflow_transient_errors", "Transient infrastructure errors", ["where"], registry=r
+        )
+        self.batch_seconds = Histogram(
+            "seatflow_batch_seconds", "Time to process one batch", ["agent"], registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.healthy = Gauge("seatflow_healthy", "1 when broker and database are reachable",
+                             registry=r)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    topics: TopicNames
+    metrics: Metrics = field(default_factory=Metrics)
+    pool: asyncpg.Pool | None = None
+    send: SendFn | None = None
+    # Agents waiting out a transient error; /health is 503 while any is.
+    degraded: dict[str, str] = field(default_factory=dict)
+    _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def db(self) -> asyncpg.Pool:
+        if self.pool is None:
+            async with self._pool_lock:
+                if self.pool is None:
+                    from seatflow.embedded import database_url
+
+                    dsn = await asyncio.to_thread(database_url, self.settings)
+                    self.pool = await db.create_pool(dsn, size=self.settings.db_pool_size)
+        return self.pool
+
+    def topic_for(self, logical: Logical) -> str:
+        return {
+            Logical.BOOKING_STATUS: self.topics.booking_status,
+            Logical.NOTIFICATIONS: self.topics.notifications,
+            Logical.OPS_EVENTS: self.topics.ops_events,
+            Logical.ALLOCATION_REQUESTS: self.topics.allocation_requests,
+        }[logical]
+
+    async def publish_rows(self, rows: Sequence[OutboxRow]) -> None:
+        """Publish and wait until the broker has every record (in order per key)."""
+        if not rows:
+            return
+        assert self.send is not None, "publisher not started"
+        futures = []
+        for row in rows:
+            topic = self.topic_for(row.topic)
+            value = json.dumps(row.value, separators=(",", ":")).encode()
+            key = row.key.encode() if row.key is not None else None
+            futures.append(await self.send(topic, key, value, None))
+            self.metrics.published.labels(topic=row.topic.value).inc()
+        await asyncio.gather(*futures)
+
+    async def publish_and_forget(self, rows: Sequence[OutboxRow]) -> None:
+        """Publish rows a transaction committed, then delete them from the outbox."""
+        if not rows:
+            return
+        await self.publish_rows(rows)
+        pool = await self.db()
+        await pool.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows if r.id]
+        )
+
+    async def until_done(self, where: str, op: Callable[[], Awaitable[T]]) -> T:
+        """Run `op` until it succeeds, backing off on transient infrastructure errors.
+
+        The same input is retried, never skipped; /health reports 503 meanwhile."""
+        delay = 0.2
+        while True:
+            try:
+                result = await op()
+            except Exception as exc:
+                if not db.is_transient(exc) and not _is_transient_kafka(exc):
+                    raise
+                self.metrics.transient_errors.labels(where=where).inc()
+                if where not in self.degraded:
+                    log.warning("%s: transient error, retrying: %r", where, exc)
+                self.degraded[where] = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.degraded.pop(where, None)
+            return result
+
+    async def check_health(self, broker_check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+        status: dict[str, Any] = {}
+        try:
+            pool = await asyncio.wait_for(self.db(), 3)
+            await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
+            status["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            status["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await asyncio.wait_for(broker_check(), 3)
+            status["broker"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            status["broker"] = f"unreachable: {type(exc).__name__}"
+        if self.degraded:
+            status["waiting"] = dict(self.degraded)
+        ok = status["database"] == "ok" and status["broker"] == "ok" and not self.degraded
+        status["status"] = "ok" if ok else "unavailable"
+        self.metrics.healthy.set(1 if ok else 0)
+        return status
+
+
+def _is_transient_kafka(exc: BaseException) -> bool:
+    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+
+    if isinstance(exc, KafkaConnectionError | KafkaTimeoutError):
+        return True
+    return isinstance(exc, KafkaError) and getattr(exc, "retriable", False)
+
+
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000

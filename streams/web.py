@@ -1,0 +1,69 @@
+"""HTTP endpoints (CONTRACT §6): /health, /metrics, /bookings/{booking_id}."""
+
+from __future__ import annotations
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from storage import repository as repo
+from streams.runtime import Runtime
+
+
+async def booking_view(rt: Runtime, booking_id: str) -> dict | None:
+    pool = await rt.db()
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
+            " end_time, party_size, customer_name, customer_email, customer_phone, source,"
+            " channel, idempotency_key, alloc_state, attempts, last_failure, updated_at"
+            " FROM bookings WHERE booking_id = $1",
+            booking_id,
+        )
+        if row is None:
+            return None
+        tables = await repo.table_ids_of(conn, [booking_id])
+        mails = await conn.fetch(
+            "SELECT kind, status, pending_ref, recipient, reason, due_at, sent_at, attempts"
+            " FROM notifications WHERE booking_id = $1 ORDER BY created_at, kind",
+            booking_id,
+        )
+    view = dict(row)
+    for k in ("booking_date", "updated_at"):
+        view[k] = view[k].isoformat()
+    for k in ("start_time", "end_time"):
+        view[k] = view[k].strftime("%H:%M") if view[k] is not None else None
+    view["table_ids"] = list(tables.get(booking_id, ()))
+    view["emails"] = [
+        {
+            **dict(m),
+            "due_at": m["due_at"].isoformat(),
+            "sent_at": m["sent_at"].isoformat() if m["sent_at"] else None,
+        }
+        for m in mails
+    ]
+    return view
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    async def broker_check() -> None:
+        # A real metadata round trip, not the client's cache.
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        ok = await producer.client.force_metadata_update()
+        if not ok:
+            raise ConnectionError("broker metadata request failed")
+
+    @app.page("/health")
+    async def health(self, request):  # type: ignore[no-untyped-def]
+        status = await rt.check_health(broker_check)
+        return self.json(status, status=200 if status["status"] == "ok" else 503)
+
+    @app.page("/metrics")
+    async def metrics(self, request):  # type: ignore[no-untyped-def]
+        return self.bytes(generate_latest(rt.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/bookings/{booking_id}")
+    async def booking(self, request, booking_id):  # type: ignore[no-untyped-def]
+        view = await booking_view(rt, booking_id)
+        if view is None:
+            return self.json({"error": "not_found", "booking_id": booking_id}, status=404)
+        return self.json(view)
