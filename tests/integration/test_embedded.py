@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
@@ -186,9 +187,9 @@ def test_dev_comes_up_healthy(tmp_path) -> None:
         )
     try:
         health = f"http://127.0.0.1:{web_port}/health"
-        assert _wait_healthy(proc, health, timeout=30.0), (
-            f"GET {health} never answered 200; output:\n{out_path.read_text(errors='replace')}"
-        )
+        healthy, last = _wait_healthy(proc, health, timeout=30.0)
+        tail = "\n".join(out_path.read_text(errors="replace").splitlines()[-15:])
+        assert healthy, f"GET {health} never answered 200 (last: {last}); output tail:\n{tail}"
         output = out_path.read_text()
         assert str((home / "mail").resolve()) in output or str(home / "mail") in output
         assert f"127.0.0.1:{kafka_port}" in output
@@ -212,19 +213,24 @@ def test_dev_comes_up_healthy(tmp_path) -> None:
             proc.wait()
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float) -> tuple[bool, str]:
+    """(healthy, what the last attempt saw)."""
     deadline = time.monotonic() + timeout
+    last = "no attempt"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return False
+            return False, f"seatflow dev exited with code {proc.returncode}"
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
-                    return True
-        except OSError:
-            pass
+                    return True, "200"
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}: {exc.read()[:200]!r}"
+        except OSError as exc:
+            last = repr(exc)
         time.sleep(0.3)
-    return False
+    return False, last
 
 
 def _postmaster_pid(pgdata: Path) -> int | None:
