@@ -15,6 +15,7 @@ def run_worker(settings: Settings) -> None:
     from streams.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     asyncio.run(ensure_topics(settings))
     # Faust's worker owns the event loop from here (signals, graceful shutdown).
     asyncio.set_event_loop(asyncio.new_event_loop())
