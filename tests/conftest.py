@@ -106,7 +106,8 @@ def stack() -> Iterator[Stack]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _create_database(stack: Stack, name: str) -> str:
+def create_database(stack: Stack, name: str) -> str:
+    """Create an empty database on the shared server; return its URL."""
     import asyncio
     import concurrent.futures
 
@@ -125,13 +126,16 @@ def _create_database(stack: Stack, name: str) -> str:
     return stack.database_url_for(name)
 
 
+_create_database = create_database  # older name, still imported by tests/integration
+
+
 @pytest.fixture
 def settings(stack: Stack, tmp_path: Path) -> Settings:
     tag = f"t{secrets.token_hex(4)}"
     return Settings().model_copy(
         update={
             "kafka_bootstrap": stack.kafka_bootstrap,
-            "database_url": _create_database(stack, tag),
+            "database_url": create_database(stack, tag),
             "smtp_host": stack.smtp_host,
             "smtp_port": stack.smtp_port,
             "smtp_tls": "none",

@@ -198,7 +198,11 @@ def test_dev_comes_up_healthy(tmp_path) -> None:
         assert postmaster is not None and children, "expected a broker child and a postmaster"
 
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            tail = "\n".join(out_path.read_text(errors="replace").splitlines()[-25:])
+            pytest.fail(f"seatflow dev still running 15 s after SIGINT; output tail:\n{tail}")
         deadline = time.monotonic() + 15
         leftovers = [p.pid for p in children if _alive(p.pid)] + (
             [postmaster] if _alive(postmaster) else []
