@@ -1,0 +1,411 @@
+"""Table allocation (CONTRACT §2, §4 "Allocation"): pure, deterministic, no I/O.
+
+A booking gets one table, or a combination of up to ``max_tables_per_booking`` active
+tables that are connected through adjacency and all in one zone. All times are the
+restaurant's local naive datetimes.
+
+Fit rule for a plan (one table or a combination) and a party of ``n``:
+
+* ``n <= seats`` where seats is the sum of the tables' capacities,
+* ``n <= sum(effective max_party)`` (max_party, or capacity when it is unset),
+* ``n >= min(min_party)`` over the plan's tables: a combination is as permissive as its
+  most permissive table (for a single table this is just its own min_party).
+
+A plan is free for a window when none of its tables has an ``Occupied`` range overlapping
+``[window.start, window.blocked_until)``; ranges are half-open, so a booking may start
+exactly when the previous one's buffer ends.
+
+Usage::
+
+    layout = Layout.from_config(cfg)               # memoised per config object
+    window = booking_window(cfg, day, start, end, party)
+    if isinstance(window, AllocationFailure): ...
+    result = allocate(layout, party, window, occupied)   # Plan | AllocationFailure
+    new_ranges = plan_occupancy(result, window)          # Occupied entries to store
+
+``occupied`` must hold the blocked ranges of every *other* confirmed booking that could
+touch the window (same date, plus the neighbouring dates when windows cross midnight);
+the caller leaves the booking being (re)allocated out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from models.restaurant import RestaurantConfig
+
+PARTY_TOO_LARGE = "party_too_large"
+PARTY_TOO_SMALL = "party_too_small"
+NO_CAPACITY = "no_capacity"
+OUTSIDE_SERVICE_HOURS = "outside_service_hours"
+NO_ACTIVE_TABLES = "no_active_tables"
+INVALID_WINDOW = "invalid_window"
+
+# Used as the free time on a side of a window that no booking or service edge bounds:
+# longer than any day, so a table with a real neighbour always counts as the tighter fit.
+_OPEN_SIDE_MINUTES = 24 * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    table_id: str
+    zone: str
+    capacity: int
+    min_party: int = 1
+    max_party: int | None = None
+    active: bool = True
+
+    @property
+    def effective_max_party(self) -> int:
+        return self.max_party if self.max_party is not None else self.capacity
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    table_ids: tuple[str, ...]  # sorted
+    seats: int  # sum of capacities
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationFailure:
+    reason: str  # one of the module-level reason constants
+    detail: str  # human-readable, for ops
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime  # the booking's end, for display
+    blocked_until: datetime  # end + buffer_after_minutes: the tables are held until here
+    service: str | None = None
+    service_start: datetime | None = None
+    service_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Occupied:
+    """A confirmed booking's blocked range [start, end) on one table."""
+
+    table_id: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    table_ids: tuple[str, ...]
+    table_set: frozenset[str]
+    seats: int
+    largest_party: int  # min(seats, sum of effective max_party)
+    smallest_party: int  # min over the tables' min_party
+
+    def fits(self, party: int) -> bool:
+        return self.smallest_party <= party <= self.largest_party
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A restaurant's tables and adjacency, with every candidate plan enumerated once."""
+
+    tables: tuple[TableSpec, ...]
+    adjacency: frozenset[tuple[str, str]]  # each pair sorted
+    max_tables: int = 3
+    # Free time shorter than this cannot hold any booking (shortest turn + buffer).
+    shortest_stay: timedelta = timedelta(minutes=65)
+    _candidates: tuple[_Candidate, ...] = field(init=False, repr=False, compare=False)
+    _combo_weight: dict[str, int] = field(init=False, repr=False, compare=False)
+    _by_party: dict[int, tuple[_Candidate, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        candidates = _enumerate_candidates(self.tables, self.adjacency, self.max_tables)
+        weight = {t.table_id: 0 for t in self.tables}
+        for cand in candidates:
+            if len(cand.table_ids) > 1:
+                for tid in cand.table_ids:
+                    weight[tid] += 1
+        object.__setattr__(self, "_candidates", candidates)
+        object.__setattr__(self, "_combo_weight", weight)
+        object.__setattr__(self, "_by_party", {})
+
+    @classmethod
+    def from_config(cls, cfg: RestaurantConfig) -> Layout:
+        """The layout of a config; memoised on the config object (configs are frozen)."""
+        cached = _LAYOUT_CACHE.get(id(cfg))
+        if cached is not None and cached[0] is cfg:
+            return cached[1]
+        layout = cls(
+            tables=tuple(
+                TableSpec(
+                    table_id=t.table_id,
+                    zone=t.zone,
+                    capacity=t.capacity,
+                    min_party=t.min_party,
+                    max_party=t.max_party,
+                    active=t.active,
+                )
+                for t in cfg.tables
+            ),
+            adjacency=frozenset(tuple(sorted(pair)) for pair in cfg.adjacency),  # type: ignore[misc]
+            max_tables=cfg.max_tables_per_booking,
+            shortest_stay=timedelta(minutes=min(cfg.turns.values()) + cfg.buffer_after_minutes),
+        )
+        if len(_LAYOUT_CACHE) >= _LAYOUT_CACHE_SIZE:
+            _LAYOUT_CACHE.pop(next(iter(_LAYOUT_CACHE)))
+        _LAYOUT_CACHE[id(cfg)] = (cfg, layout)  # holding cfg keeps its id from being reused
+        return layout
+
+    @property
+    def active_table_ids(self) -> frozenset[str]:
+        return frozenset(t.table_id for t in self.tables if t.active)
+
+    def plans(self) -> tuple[Plan, ...]:
+        """Every candidate plan (single tables and connected same-zone combinations)."""
+        return tuple(Plan(c.table_ids, c.seats) for c in self._candidates)
+
+    def plans_for(self, party: int) -> tuple[Plan, ...]:
+        """Plans that could ever seat ``party``, best first when all are free."""
+        return tuple(Plan(c.table_ids, c.seats) for c in self._fitting(party))
+
+    def combo_weight(self, table_id: str) -> int:
+        """How many combinations a table takes part in: what using it alone would cost."""
+        return self._combo_weight[table_id]
+
+    def _fitting(self, party: int) -> tuple[_Candidate, ...]:
+        fitting = self._by_party.get(party)
+        if fitting is None:
+            fitting = tuple(
+                sorted(
+                    (c for c in self._candidates if c.fits(party)),
+                    key=lambda c: (c.seats - party, len(c.table_ids), c.table_ids),
+                )
+            )
+            self._by_party[party] = fitting
+        return fitting
+
+
+_LAYOUT_CACHE_SIZE = 256
+_LAYOUT_CACHE: dict[int, tuple[RestaurantConfig, Layout]] = {}
+
+
+def _enumerate_candidates(
+    tables: tuple[TableSpec, ...], adjacency: frozenset[tuple[str, str]], max_tables: int
+) -> tuple[_Candidate, ...]:
+    """Active single tables, plus connected same-zone sets of active tables up to max_tables.
+
+    Grows connected sets one neighbour at a time; the set-of-frozensets dedupes the many
+    growth orders of one set. Fine for restaurant-sized graphs (sparse adjacency, k <= ~4).
+    """
+    by_id = {t.table_id: t for t in tables if t.active}
+    neighbours: dict[str, set[str]] = {tid: set() for tid in by_id}
+    for a, b in adjacency:
+        if a in by_id and b in by_id and by_id[a].zone == by_id[b].zone:
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+
+    found: set[frozenset[str]] = {frozenset((tid,)) for tid in by_id}
+    frontier = set(found)
+    for _ in range(max_tables - 1):
+        grown: set[frozenset[str]] = set()
+        for group in frontier:
+            for tid in group:
+                for nb in neighbours[tid]:
+                    if nb not in group:
+                        grown.add(group | {nb})
+        grown -= found
+        found |= grown
+        frontier = grown
+
+    candidates = []
+    for group in found:
+        specs = [by_id[tid] for tid in group]
+        seats = sum(t.capacity for t in specs)
+        candidates.append(
+            _Candidate(
+                table_ids=tuple(sorted(group)),
+                table_set=group,
+                seats=seats,
+                largest_party=min(seats, sum(t.effective_max_party for t in specs)),
+                smallest_party=min(t.min_party for t in specs),
+            )
+        )
+    candidates.sort(key=lambda c: (len(c.table_ids), c.table_ids))
+    return tuple(candidates)
+
+
+def booking_window(
+    cfg: RestaurantConfig, booking_date: date, start: time, end: time | None, party: int
+) -> Window | AllocationFailure:
+    """The time a booking holds its tables, in local naive datetimes.
+
+    End is ``end`` when given (an end at or before the start means it runs past midnight;
+    an end equal to the start is rejected), else start + ``turn_for(party)``. With services
+    configured the start must fall in one (the first, in config order, that holds it);
+    ``allow_overrun: false`` clamps the end at the service end.
+    """
+    if party < 1:
+        raise ValueError(f"party must be >= 1, got {party}")
+    start_at = datetime.combine(booking_date, start)
+    service = next((s for s in cfg.services if s.contains(start)), None)
+    if cfg.services and service is None:
+        hours = ", ".join(f"{s.name} {s.start:%H:%M}-{s.end:%H:%M}" for s in cfg.services)
+        return AllocationFailure(
+            OUTSIDE_SERVICE_HOURS, f"start {start:%H:%M} is outside every service ({hours})"
+        )
+
+    if end is None:
+        end_at = start_at + timedelta(minutes=cfg.turn_for(party))
+    else:
+        end_at = datetime.combine(booking_date, end)
+        if end_at == start_at:
+            return AllocationFailure(INVALID_WINDOW, f"end {end:%H:%M} equals start")
+        if end_at < start_at:
+            end_at += timedelta(days=1)
+
+    service_start = service_end = None
+    if service is not None:
+        service_start = datetime.combine(booking_date, service.start)
+        service_end = datetime.combine(booking_date, service.end)
+        if not service.allow_overrun and end_at > service_end:
+            end_at = service_end
+    return Window(
+        start=start_at,
+        end=end_at,
+        blocked_until=end_at + timedelta(minutes=cfg.buffer_after_minutes),
+        service=service.name if service is not None else None,
+        service_start=service_start,
+        service_end=service_end,
+    )
+
+
+def plan_occupancy(plan: Plan, window: Window) -> tuple[Occupied, ...]:
+    """The blocked ranges a confirmed plan adds, one per table."""
+    return tuple(Occupied(tid, window.start, window.blocked_until) for tid in plan.table_ids)
+
+
+def allocate(
+    layout: Layout, party: int, window: Window, occupied: Iterable[Occupied]
+) -> Plan | AllocationFailure:
+    """The best free plan for ``party`` in ``window``, or why there is none.
+
+    Ranking, best first:
+    1. fewest wasted seats (seats - party);
+    2. fewest tables;
+    3. least fragmentation left for bookings still to come:
+       a. tightest time fit: the smallest free time the plan's tables keep right before
+          and after the window (up to the neighbouring bookings, or the service edges).
+          Best-fit in time keeps long free stretches on other tables whole, so later
+          requests at any time still find room; a table whose only neighbour is the
+          service edge counts as looser than one wedged between bookings;
+       b. lowest combination weight: a table that many combinations need (the link in
+          a row of 2-tops that makes a 6 or an 8) is kept for the parties only a
+          combination can seat;
+    4. sorted table ids, so equal inputs always give equal answers.
+    """
+    if party < 1:
+        raise ValueError(f"party must be >= 1, got {party}")
+    if not layout._candidates:
+        return AllocationFailure(NO_ACTIVE_TABLES, "the restaurant has no active table")
+    fitting = layout._fitting(party)
+    if not fitting:
+        return _never_fits(layout, party)
+
+    busy, prev_end, next_start = _index_occupied(layout, window, occupied)
+
+    best_key: tuple[int, int] | None = None
+    tied: list[_Candidate] = []
+    for cand in fitting:
+        key = (cand.seats - party, len(cand.table_ids))
+        if best_key is not None and key != best_key:
+            break  # fitting is sorted by this key: nothing later can tie
+        if busy.isdisjoint(cand.table_set):
+            best_key = key
+            tied.append(cand)
+    if not tied:
+        return AllocationFailure(
+            NO_CAPACITY,
+            f"all {len(fitting)} plans that seat {party} are busy between "
+            f"{window.start:%Y-%m-%d %H:%M} and {window.blocked_until:%H:%M}",
+        )
+    if len(tied) == 1:
+        chosen = tied[0]
+    else:
+        slack = _slack_minutes(window, prev_end, next_start)
+        chosen = min(tied, key=lambda c: _fragmentation_key(layout, slack, c))
+    return Plan(chosen.table_ids, chosen.seats)
+
+
+def _fragmentation_key(layout: Layout, slack, cand: _Candidate) -> tuple:
+    return (
+        sum(slack(tid) for tid in cand.table_ids),
+        sum(layout._combo_weight[tid] for tid in cand.table_ids),
+        cand.table_ids,
+    )
+
+
+def _never_fits(layout: Layout, party: int) -> AllocationFailure:
+    largest = max(c.largest_party for c in layout._candidates)
+    if party > largest:
+        return AllocationFailure(
+            PARTY_TOO_LARGE,
+            f"party of {party} exceeds the largest plan in the layout ({largest})",
+        )
+    smallest = min(c.smallest_party for c in layout._candidates)
+    return AllocationFailure(
+        PARTY_TOO_SMALL,
+        f"no table or combination takes a party of {party} (smallest min_party {smallest}, "
+        f"largest party {largest})",
+    )
+
+
+def _index_occupied(
+    layout: Layout, window: Window, occupied: Iterable[Occupied]
+) -> tuple[set[str], dict[str, datetime], dict[str, datetime]]:
+    """One pass over the ranges: busy tables, and each table's nearest range either side.
+
+    O(ranges) per decision with no sort; every lookup after this is a dict or set hit.
+    """
+    known = layout._combo_weight  # keys: every table id in the layout
+    start, until = window.start, window.blocked_until
+    busy: set[str] = set()
+    prev_end: dict[str, datetime] = {}
+    next_start: dict[str, datetime] = {}
+    for occ in occupied:
+        tid = occ.table_id
+        if tid not in known:
+            continue
+        if occ.start < until and start < occ.end:
+            busy.add(tid)
+        elif occ.end <= start:
+            if tid not in prev_end or occ.end > prev_end[tid]:
+                prev_end[tid] = occ.end
+        elif tid not in next_start or occ.start < next_start[tid]:
+            next_start[tid] = occ.start
+    return busy, prev_end, next_start
+
+
+def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: dict[str, datetime]):
+    """Free minutes a table keeps around the window, bounded by bookings or service edges."""
+    minute = timedelta(minutes=1)
+
+    def side(gap_to_booking: timedelta | None, gap_to_edge: timedelta | None) -> float:
+        gaps = [g for g in (gap_to_booking, gap_to_edge) if g is not None]
+        if not gaps:
+            return _OPEN_SIDE_MINUTES
+        return max(min(gaps) / minute, 0.0)
+
+    def slack(tid: str) -> float:
+        before = prev_end.get(tid)
+        after = next_start.get(tid)
+        return side(
+            window.start - before if before is not None else None,
+            window.start - window.service_start if window.service_start is not None else None,
+        ) + side(
+            after - window.blocked_until if after is not None else None,
+            window.service_end - window.blocked_until if window.service_end is not None else None,
+        )
+
+    return slack

@@ -1,0 +1,145 @@
+"""Property tests: whatever the restaurant and request sequence, allocation stays sound."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.allocation import (
+    AllocationFailure,
+    Layout,
+    Occupied,
+    Plan,
+    allocate,
+    booking_window,
+    plan_occupancy,
+)
+from models.restaurant import RestaurantConfig
+
+DAY = date(2026, 12, 1)
+
+
+@st.composite
+def restaurants(draw) -> RestaurantConfig:
+    n = draw(st.integers(1, 9))
+    zones = draw(st.lists(st.sampled_from(["main", "terrace", "bar"]), min_size=n, max_size=n))
+    tables = []
+    for i in range(n):
+        capacity = draw(st.integers(1, 8))
+        min_party = draw(st.integers(1, capacity))
+        max_party = draw(st.one_of(st.none(), st.integers(min_party, capacity + 2)))
+        tables.append(
+            {
+                "table_id": f"t{i}",
+                "zone": zones[i],
+                "capacity": capacity,
+                "min_party": min_party,
+                "max_party": max_party,
+                "active": draw(st.sampled_from([True, True, True, False])),
+            }
+        )
+    pairs = [(f"t{a}", f"t{b}") for a in range(n) for b in range(a + 1, n)]
+    adjacency = draw(st.lists(st.sampled_from(pairs), unique=True)) if pairs else []
+    services = draw(
+        st.sampled_from(
+            [
+                [],
+                [{"name": "dinner", "start": "17:00", "end": "22:00", "allow_overrun": False}],
+                [{"name": "all", "start": "11:00", "end": "23:00", "allow_overrun": True}],
+            ]
+        )
+    )
+    return RestaurantConfig.model_validate(
+        {
+            "restaurant_id": "r-prop",
+            "name": "Prop",
+            "slug": "prop",
+            "tables": tables,
+            "adjacency": adjacency,
+            "services": services,
+            "buffer_after_minutes": draw(st.integers(0, 20)),
+            "max_tables_per_booking": draw(st.integers(1, 4)),
+        }
+    )
+
+
+requests = st.lists(
+    st.tuples(
+        st.integers(16 * 4, 23 * 4 - 1).map(lambda q: time(q // 4, (q % 4) * 15)),
+        st.one_of(st.none(), st.integers(15, 240)),  # explicit duration in minutes, or turn
+        st.integers(1, 14),
+    ),
+    max_size=30,
+)
+
+
+def _connected(plan: Plan, adjacency: set[frozenset[str]]) -> bool:
+    reached, todo = {plan.table_ids[0]}, [plan.table_ids[0]]
+    while todo:
+        here = todo.pop()
+        for other in plan.table_ids:
+            if other not in reached and frozenset((here, other)) in adjacency:
+                reached.add(other)
+                todo.append(other)
+    return reached == set(plan.table_ids)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=restaurants(), sequence=requests)
+def test_sequential_allocation_never_double_books_and_respects_the_rules(cfg, sequence):
+    layout = Layout.from_config(cfg)
+    tables = {t.table_id: t for t in cfg.tables}
+    adjacency = {frozenset(pair) for pair in cfg.adjacency}
+    held: list[Occupied] = []
+    for start, minutes, party in sequence:
+        end = None
+        if minutes is not None:
+            end_minute = (start.hour * 60 + start.minute + minutes) % (24 * 60)
+            end = time(end_minute // 60, end_minute % 60)
+        window = booking_window(cfg, DAY, start, end, party)
+        if isinstance(window, AllocationFailure):
+            continue
+        plan = allocate(layout, party, window, held)
+        if isinstance(plan, AllocationFailure):
+            continue
+
+        used = [tables[tid] for tid in plan.table_ids]
+        assert all(t.active for t in used)
+        assert plan.seats == sum(t.capacity for t in used) >= party
+        assert party <= sum(t.effective_max_party for t in used)
+        assert party >= min(t.min_party for t in used)
+        assert len(used) <= cfg.max_tables_per_booking
+        assert len({t.zone for t in used}) == 1
+        assert list(plan.table_ids) == sorted(set(plan.table_ids))
+        assert _connected(plan, adjacency)
+        held.extend(plan_occupancy(plan, window))
+
+    by_table: dict[str, list[Occupied]] = {}
+    for occ in held:
+        by_table.setdefault(occ.table_id, []).append(occ)
+    for ranges in by_table.values():
+        ranges.sort(key=lambda o: o.start)
+        for earlier, later in zip(ranges, ranges[1:], strict=False):
+            assert earlier.end <= later.start, (earlier, later)
+
+
+@settings(max_examples=100, deadline=None)
+@given(cfg=restaurants(), party=st.integers(1, 14))
+def test_failure_reasons_match_the_layout(cfg, party):
+    """With nothing booked, a failure is never no_capacity, and every plan it could offer fits."""
+    layout = Layout.from_config(cfg)
+    window = booking_window(cfg, DAY, time(19, 0), None, party)
+    if isinstance(window, AllocationFailure):
+        return
+    result = allocate(layout, party, window, [])
+    fitting = layout.plans_for(party)
+    if isinstance(result, AllocationFailure):
+        assert not fitting
+        assert result.reason in {"party_too_large", "party_too_small", "no_active_tables"}
+    else:
+        assert result in fitting
+        # Nothing else fits with less waste, or equal waste and fewer tables.
+        best = min((p.seats - party, len(p.table_ids)) for p in fitting)
+        assert (result.seats - party, len(result.table_ids)) == best
