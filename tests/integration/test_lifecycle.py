@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from producers.publisher import make_cancel, make_change
-from tests.integration.conftest import Harness, restaurant
+from tests.integration.conftest import Harness, WorkerProcess, restaurant
 
 DAY = "2030-06-14"
+# Long enough for a worker to have published whatever a change it applied would cause.
+SETTLE_S = 1.0
 
 
 def created(h: Harness, booking: str, rid: str, *, start: str = "19:00", party: int = 2, **kw):
@@ -13,6 +21,46 @@ def created(h: Harness, booking: str, rid: str, *, start: str = "19:00", party: 
         "booking.created", booking, rid, booking_date=DAY, start_time=start, party_size=party,
         customer_name="Ada Lovelace", customer_email=f"{booking}@guest.example", **kw,
     )
+
+
+def updated(booking: str, rid: str, *, start: str = "19:00", party: int = 2,
+            day: str = DAY, **kw):
+    """The whole booking as it is after the edit (CONTRACT §3)."""
+    kw.setdefault("customer_name", "Ada Lovelace")
+    kw.setdefault("customer_email", f"{booking}@guest.example")
+    return make_change(
+        "booking.updated", booking, rid, booking_date=day, start_time=start, party_size=party, **kw
+    )
+
+
+async def wait_topic(
+    h: Harness,
+    name: str,
+    key: str,
+    predicate: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 10.0,
+) -> list[dict[str, Any]]:
+    """The topic's values for `key` once `predicate` holds on them (AssertionError if never)."""
+    deadline = time.monotonic() + timeout
+    values: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        values = await h.topic_values(name, key=key, timeout=2.0)
+        if predicate(values):
+            return values
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{name} for {key} never matched; last seen: {values}")
+
+
+def status_types(values: list[dict[str, Any]]) -> list[str]:
+    return [v["type"] for v in values]
+
+
+def ops_of(values: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:
+    return [v for v in values if v["event_type"] == event_type]
+
+
+def email_sent(kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda b: any(e["kind"] == kind and e["status"] == "sent" for e in b["emails"])
 
 
 async def test_created_with_capacity_is_confirmed_with_one_email(harness: Harness) -> None:
@@ -49,3 +97,196 @@ async def test_full_restaurant_waits_then_confirms_when_a_cancellation_frees_a_t
     await harness.wait_booking(first, lambda b: b["status"] == "cancelled" and not b["table_ids"])
     confirmed = await harness.wait_booking(second, lambda b: b["status"] == "confirmed")
     assert confirmed["table_ids"] == ["t1"]
+
+
+async def test_realigning_edit_of_confirmed_booking_goes_pending_then_confirmed_modified(
+    harness: Harness,
+) -> None:
+    # One table: the edited booking can only get t1 again if its own hold was released.
+    rid, bid = harness.ids("r"), harness.ids("b")
+    create = created(harness, bid, rid, start="19:00")
+    await harness.publish(restaurant(rid, tables=1), create)
+    first = await harness.wait_booking(bid, email_sent("confirmed"))
+    assert first["table_ids"] == ["t1"]
+
+    edit = updated(bid, rid, start="19:30")
+    await harness.publish(edit)
+    statuses = await wait_topic(harness, "booking_status", bid, lambda v: len(v) >= 4)
+    assert status_types(statuses) == [
+        "booking.pending", "booking.confirmed", "booking.pending", "booking.confirmed"
+    ]
+    pending, confirmed = statuses[2], statuses[3]
+    assert pending["reason"] == "modification" and pending["caused_by"] == edit.event_id
+    assert pending["pending_ref"] not in (None, first["pending_ref"])
+    assert not pending.get("table_ids")  # the tables were cleared with the flip to pending
+    assert confirmed["variant"] == "modified" and confirmed["table_ids"] == ["t1"]
+    assert confirmed["pending_ref"] == pending["pending_ref"]
+    assert statuses[1]["variant"] == "standard" and statuses[1]["caused_by"] == create.event_id
+
+    booking = await harness.wait_booking(bid, email_sent("modification_confirmed"))
+    assert booking["start_time"] == "19:30" and booking["pending_ref"] == pending["pending_ref"]
+    ops = await wait_topic(
+        harness, "ops_events", bid,
+        lambda v: ops_of(v, "booking.modification.confirmed") != [],
+    )
+    assert len(ops_of(ops, "booking.modification.pending")) == 1
+    assert [m["X-Seatflow-Kind"] for m in harness.mails(bid)] == [
+        "confirmed", "modification_confirmed"
+    ]
+
+
+async def test_details_only_edit_changes_nothing_else(harness: Harness) -> None:
+    rid, bid = harness.ids("r"), harness.ids("b")
+    await harness.publish(restaurant(rid), created(harness, bid, rid))
+    before = await harness.wait_booking(bid, email_sent("confirmed"))
+
+    await harness.publish(
+        updated(bid, rid, customer_name="Ada King", notes="window seat please",
+                customer_phone="+44 20 0000 0000")
+    )
+    after = await harness.wait_booking(bid, lambda b: b["customer_name"] == "Ada King")
+    await asyncio.sleep(SETTLE_S)
+    after = harness.booking(bid)
+    assert after is not None
+    assert after["customer_phone"] == "+44 20 0000 0000"
+    for field in ("status", "pending_ref", "table_ids", "end_time", "attempts"):
+        assert after[field] == before[field], field
+    statuses = await harness.topic_values("booking_status", key=bid)
+    assert status_types(statuses) == ["booking.pending", "booking.confirmed"]
+    assert {(e["kind"], e["status"]) for e in after["emails"]} == {
+        ("request_received", "cancelled"), ("confirmed", "sent")
+    }
+    assert [m["X-Seatflow-Kind"] for m in harness.mails(bid)] == ["confirmed"]
+
+
+async def test_retries_used_up_end_in_allocation_failed_for_the_restaurant(
+    harness: Harness,
+) -> None:
+    rid = harness.ids("r")
+    holder, bid = harness.ids("holder"), harness.ids("b")
+    contact = f"host-{harness.tag}@resto.example"
+    await harness.publish(
+        restaurant(rid, tables=1, contact_email=contact), created(harness, holder, rid)
+    )
+    await harness.wait_booking(holder, lambda b: b["status"] == "confirmed")
+    await harness.publish(created(harness, bid, rid))
+
+    statuses = await wait_topic(
+        harness, "booking_status", bid, lambda v: "booking.allocation_failed" in status_types(v)
+    )
+    assert status_types(statuses) == ["booking.pending", "booking.allocation_failed"]
+    failed = statuses[1]
+    assert failed["status"] == "pending" and failed["pending_ref"] == statuses[0]["pending_ref"]
+    booking = await harness.wait_booking(bid, email_sent("allocation_failed"))
+    assert booking["status"] == "pending" and booking["table_ids"] == []
+    assert booking["attempts"] == 1 + len(harness.settings.auto_assign_retry_delays_ms)
+
+    ops = await wait_topic(harness, "ops_events", bid, lambda v: ops_of(v, "auto_assign.failed"))
+    (failure,) = ops_of(ops, "auto_assign.failed")
+    assert failure["context"]["modification"] is False
+    assert failure["context"]["attempts"] == 3
+    assert len(ops_of(ops, "auto_assign.attempt")) == 3
+
+    alerts = [m for m in harness.mails(bid) if m["X-Seatflow-Kind"] == "allocation_failed"]
+    assert len(alerts) == 1 and alerts[0]["To"].addresses[0].addr_spec == contact
+    # The guest was told once that the request was received, nothing else.
+    assert sorted(m["X-Seatflow-Kind"] for m in harness.mails(bid)) == [
+        "allocation_failed", "request_received"
+    ]
+
+
+async def test_duplicate_event_id_has_one_effect(harness: Harness) -> None:
+    rid, bid = harness.ids("r"), harness.ids("b")
+    create = created(harness, bid, rid)
+    # Twice in one batch, and once more after it has been applied.
+    await harness.publish(restaurant(rid), create, create)
+    await harness.wait_booking(bid, email_sent("confirmed"))
+    await harness.publish(create)
+    await asyncio.sleep(SETTLE_S)
+
+    statuses = await harness.topic_values("booking_status", key=bid)
+    assert status_types(statuses) == ["booking.pending", "booking.confirmed"]
+    assert [m["X-Seatflow-Kind"] for m in harness.mails(bid)] == ["confirmed"]
+    booking = harness.booking(bid)
+    assert booking is not None and len(booking["emails"]) == 2
+
+
+async def test_booking_cancelled_while_waiting_for_a_retry_is_never_confirmed(
+    harness: Harness,
+) -> None:
+    rid = harness.ids("r")
+    holder, bid = harness.ids("holder"), harness.ids("b")
+    await harness.publish(restaurant(rid, tables=1), created(harness, holder, rid))
+    await harness.wait_booking(holder, lambda b: b["status"] == "confirmed")
+    await harness.publish(created(harness, bid, rid))
+    await harness.wait_booking(bid, lambda b: b["attempts"] >= 1 and b["alloc_state"] == "retry")
+
+    await harness.publish(make_cancel(bid, rid))
+    await harness.wait_booking(bid, lambda b: b["status"] == "cancelled")
+    # Free the table too: neither the due retry nor the capacity sweep may pick it up.
+    await harness.publish(make_cancel(holder, rid))
+    await harness.wait_booking(holder, lambda b: b["status"] == "cancelled")
+    await asyncio.sleep(sum(harness.settings.auto_assign_retry_delays_ms) / 1000 + SETTLE_S)
+
+    booking = harness.booking(bid)
+    assert booking is not None
+    assert booking["status"] == "cancelled" and booking["table_ids"] == []
+    statuses = await harness.topic_values("booking_status", key=bid)
+    assert status_types(statuses) == ["booking.pending", "booking.cancelled"]
+    assert "confirmed" not in [m["X-Seatflow-Kind"] for m in harness.mails(bid)]
+
+
+async def test_without_auto_assign_new_bookings_wait_but_modifications_are_allocated(
+    start_worker: Callable[..., WorkerProcess], stack: Any,
+) -> None:
+    h = Harness(start_worker(feature_auto_assign_on_booking=False), stack)
+    rid, bid = h.ids("r"), h.ids("b")
+    await h.publish(restaurant(rid), created(h, bid, rid))
+
+    booking = await h.wait_booking(bid, email_sent("request_received"))
+    assert booking["status"] == "pending" and booking["table_ids"] == []
+    assert booking["attempts"] == 0
+    await asyncio.sleep(SETTLE_S)
+    assert status_types(await h.topic_values("booking_status", key=bid)) == ["booking.pending"]
+
+    await h.publish(updated(bid, rid, start="20:00"))
+    booking = await h.wait_booking(bid, lambda b: b["status"] == "confirmed")
+    assert len(booking["table_ids"]) == 1 and booking["start_time"] == "20:00"
+    statuses = await h.topic_values("booking_status", key=bid)
+    assert status_types(statuses) == ["booking.pending", "booking.pending", "booking.confirmed"]
+    assert statuses[1]["reason"] == "modification"
+
+
+async def test_booking_for_a_restaurant_that_arrives_later_waits_then_is_processed(
+    harness: Harness,
+) -> None:
+    rid, bid = harness.ids("r"), harness.ids("b")
+    await harness.publish(created(harness, bid, rid))
+    await asyncio.sleep(SETTLE_S)
+    assert harness.booking(bid) is None  # waiting, not applied
+
+    await harness.publish(restaurant(rid))
+    booking = await harness.wait_booking(bid, email_sent("confirmed"))
+    assert len(booking["table_ids"]) == 1
+    dead = await harness.topic_values("dead_letters", key=bid)
+    assert dead == []
+
+
+async def test_booking_whose_start_has_passed_is_not_allocated(harness: Harness) -> None:
+    rid, bid = harness.ids("r"), harness.ids("b")
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    await harness.publish(
+        restaurant(rid),
+        make_change(
+            "booking.created", bid, rid, booking_date=yesterday, start_time="19:00", party_size=2,
+            customer_name="Late Larry", customer_email=f"{bid}@guest.example",
+        ),
+    )
+    booking = await harness.wait_booking(bid, lambda b: b["attempts"] >= 1)
+    await asyncio.sleep(SETTLE_S)
+    booking = harness.booking(bid)
+    assert booking is not None
+    assert booking["status"] == "pending" and booking["table_ids"] == []
+    assert booking["last_failure"] == "start_passed"
+    statuses = await harness.topic_values("booking_status", key=bid)
+    assert "booking.confirmed" not in status_types(statuses)
