@@ -15,7 +15,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,6 +39,28 @@ _TANSU_ENV = (
     "SCHEMA_REGISTRY",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
+
+
+def _parent_death_signal() -> object | None:
+    """A preexec_fn that makes the child get SIGTERM when our process dies, even by SIGKILL
+    (Linux prctl PR_SET_PDEATHSIG). Resolved here so the child only makes one call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_signal() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+    return set_signal
+
+
+_SET_PDEATHSIG = _parent_death_signal()
 
 
 class EmbeddedStartError(RuntimeError):
@@ -180,6 +204,11 @@ def start_broker(
             env=env,
             # Own process group: Ctrl-C in a terminal reaches us, not the broker; we stop it.
             start_new_session=True,
+            # If we die without stopping it (SIGKILL), the kernel sends it SIGTERM. The
+            # signal fires when the *thread* that started it ends, so only from the main thread.
+            preexec_fn=_SET_PDEATHSIG
+            if threading.current_thread() is threading.main_thread()
+            else None,
         )
     except OSError as exc:
         log_file.close()

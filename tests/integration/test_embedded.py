@@ -146,6 +146,28 @@ def test_broker_stop_leaves_no_process(tmp_path) -> None:
     assert not _alive(pid)
 
 
+def test_broker_dies_with_a_killed_parent(tmp_path) -> None:
+    script = (
+        "import sys, time\n"
+        "from seatflow.embedded import free_port, start_broker\n"
+        "print(start_broker(free_port()).process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        broker_pid = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert _alive(broker_pid)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(broker_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(broker_pid), "broker outlived its SIGKILLed parent"
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -212,9 +234,14 @@ def test_dev_comes_up_healthy(tmp_path) -> None:
             leftovers = [pid for pid in leftovers if _alive(pid)]
         assert leftovers == [], f"processes left behind: {leftovers}"
     finally:
+        # Only after a failure: leave nothing behind for the rest of the suite. The broker
+        # dies with its parent (PR_SET_PDEATHSIG); the daemonised postmaster needs a signal.
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        postmaster = _postmaster_pid(home / "pgdata")
+        if postmaster is not None and _alive(postmaster):
+            os.kill(postmaster, signal.SIGQUIT)
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float) -> tuple[bool, str]:
