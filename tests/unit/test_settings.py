@@ -203,3 +203,15 @@ def test_app_id_setting_overrides_the_derived_one(clean_env: pytest.MonkeyPatch)
     s = settings_with(clean_env, SEATFLOW_TOPIC_PREFIX="acme.", SEATFLOW_APP_ID="my-group")
     assert s.app_id == "my-group"
     assert s.topic_prefix == "acme."
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: Settings.app_id maps an empty SEATFLOW_TOPIC_PREFIX to 'seatflow.worker', the "
+        "default prefix's group, so a prefix-less deployment and a default one share a group"
+    ),
+)
+def test_empty_prefix_gets_its_own_group(clean_env: pytest.MonkeyPatch) -> None:
+    default = Settings().app_id
+    assert settings_with(clean_env, SEATFLOW_TOPIC_PREFIX="").app_id != default
