@@ -145,13 +145,18 @@ async def persist_decisions(
     return await outbox.insert(conn, rows)
 
 
-def _contact(change: BookingChange, cfg: RestaurantConfig) -> ResolvedContact:
+def _contact(
+    change: BookingChange, cfg: RestaurantConfig, stored: BookingState | None
+) -> ResolvedContact:
     b = change.booking
+    # The walk-in slug belongs to the booking: an edit (which need not repeat the key) keeps
+    # the key the booking was created with, so its synthetic address and phone stay put.
+    key = stored.idempotency_key if stored is not None else change.idempotency_key
     return resolve_contact(
         source=change.source,
         customer_email=b.customer_email,
         customer_phone=b.customer_phone,
-        idempotency_key=change.idempotency_key,
+        idempotency_key=key,
         booking_id=b.booking_id,
         restaurant_contact_email=cfg.contact_email,
     )
@@ -237,7 +242,7 @@ async def apply_changes(
                     )
                 )
                 continue
-        contact = _contact(change, cfg) if change.type != "booking.cancelled" else None
+        contact = _contact(change, cfg, stored) if change.type != "booking.cancelled" else None
         end = effective_end(cfg, change) if change.type != "booking.cancelled" else None
         decision = apply_change(
             stored, change, contact, effective_end=end, auto_assign=policy.auto_assign

@@ -147,3 +147,27 @@ async def _one_owner(h: Harness, *booking_ids: str) -> list[str]:
             await asyncio.sleep(SETTLE_S)
             return [b for b in booking_ids if h.booking(b) is not None]
         await asyncio.sleep(0.1)
+
+
+async def test_walkin_edit_without_the_key_keeps_its_derived_contact(harness: Harness) -> None:
+    """The slug belongs to the booking: an edit that does not repeat idempotency_key must not
+    re-derive the synthetic address and phone from the booking id."""
+    h = harness
+    rid, bid = h.ids("r"), h.ids("w")
+    key = f"desk-{h.tag}"
+    await h.publish(restaurant(rid, contact_email=None), walkin(bid, rid, email=None, key=key))
+    before = await h.wait_booking(bid, lambda b: b["status"] == "confirmed")
+    assert before["customer_phone"] == f"000-desk{h.tag}"
+
+    await h.publish(
+        make_change(
+            "booking.updated", bid, rid, source="ops", channel="ops.walkin", booking_date=DAY,
+            start_time="19:00", party_size=2, customer_name="Walk In", customer_email="",
+            customer_phone="", notes="by the window",
+        )
+    )
+    await asyncio.sleep(SETTLE_S)
+    after = h.booking(bid)
+    assert after is not None
+    for field in ("customer_email", "customer_phone", "status", "pending_ref", "table_ids"):
+        assert after[field] == before[field], field
