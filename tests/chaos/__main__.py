@@ -1,0 +1,7 @@
+"""`python -m tests.chaos [--quick] [--seed N]` (what `make chaos` runs)."""
+
+import sys
+
+from tests.chaos.run import main
+
+sys.exit(main())
