@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -109,9 +110,14 @@ class Settings(BaseSettings):
         """Consumer group id; derived from the prefix so deployments can share a cluster."""
         if self.app_id_override:
             return self.app_id_override
-        # Kafka group ids and topic names allow [A-Za-z0-9._-]; "seatflow." -> "seatflow.worker".
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", self.topic_prefix) or "seatflow."
-        return f"{stem}worker"
+        # "seatflow." -> "seatflow.worker"; "" -> "worker". A prefix with characters Kafka
+        # names do not allow is sanitised plus a short hash, so distinct prefixes never share
+        # a group.
+        if re.fullmatch(r"[A-Za-z0-9._-]*", self.topic_prefix):
+            return f"{self.topic_prefix}worker"
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", self.topic_prefix)
+        digest = hashlib.sha1(self.topic_prefix.encode()).hexdigest()[:8]
+        return f"{stem}{digest}.worker"
 
     @property
     def retry_delays_s(self) -> list[float]:

@@ -205,13 +205,14 @@ def test_app_id_setting_overrides_the_derived_one(clean_env: pytest.MonkeyPatch)
     assert s.topic_prefix == "acme."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Settings.app_id maps an empty SEATFLOW_TOPIC_PREFIX to 'seatflow.worker', the "
-        "default prefix's group, so a prefix-less deployment and a default one share a group"
-    ),
-)
 def test_empty_prefix_gets_its_own_group(clean_env: pytest.MonkeyPatch) -> None:
     default = Settings().app_id
     assert settings_with(clean_env, SEATFLOW_TOPIC_PREFIX="").app_id != default
+
+
+def test_prefixes_that_sanitise_alike_still_get_distinct_groups(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    spaced = settings_with(clean_env, SEATFLOW_TOPIC_PREFIX="a b.").app_id
+    dashed = settings_with(clean_env, SEATFLOW_TOPIC_PREFIX="a-b.").app_id
+    assert spaced != dashed
