@@ -124,7 +124,7 @@ class BatchGuard(Generic[M]):
 
         async def publish() -> None:
             fut = await self.rt.send(self.rt.topics.dead_letters, letter.key,
-                                     letter.value or b"", letter.headers)
+                                     letter.value, letter.headers)
             await fut
             note = OpsNote(
                 "dead_letter.published",

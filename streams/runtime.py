@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Sends one record; returns a future that resolves once the broker has it.
-SendFn = Callable[[str, bytes | None, bytes, Sequence[tuple[str, bytes]] | None], Awaitable[Any]]
+SendFn = Callable[[str, bytes | None, bytes | None, Sequence[tuple[str, bytes]] | None], Awaitable[Any]]
 
 
 class Metrics:
