@@ -136,6 +136,10 @@ async def test_each_kind_arrives_once_as_the_contract_describes(harness: Harness
             listed = [(e["status"], e["pending_ref"]) for e in view["emails"] if e["kind"] == kind]
             assert listed == [("sent", note["pending_ref"])], view["emails"]
     assert len(message_ids) == sum(len(k) for k in expected.values())
+    a_ops = await h.topic_values("ops_events", key=a)
+    assert [o["context"]["modification"] for o in ops_of(a_ops, "auto_assign.failed")] == [True]
+    c_ops = await h.topic_values("ops_events", key=c)
+    assert [o["context"]["modification"] for o in ops_of(c_ops, "auto_assign.failed")] == [False]
     # Both of a's episodes: the confirmation and the modification have different refs.
     a_notes = queued_records(await h.topic_values("notifications", key=a))
     assert a_notes["confirmed"]["pending_ref"] != a_notes["modification_confirmed"]["pending_ref"]
@@ -210,6 +214,8 @@ async def test_smtp_outage_delivers_each_email_exactly_once_after_it_returns(
     h = harness
     sink = h.stack.mail_sink
     rid, a, b = h.ids("r"), h.ids("a"), h.ids("b")
+    # ~6 s: the sender has failed 3 times by then and backs off 1, 2, 4 s; at 10 s its next
+    # try would be 8 s later, doubling the test's length for nothing new.
     outage_s = 6.0
     sink.stop()
     try:
@@ -236,6 +242,9 @@ async def test_smtp_outage_delivers_each_email_exactly_once_after_it_returns(
         ops = await h.topic_values("ops_events", key=bid)
         assert len(ops_of(ops, "email.sent")) == 1
         assert ops_of(ops, "email.failed") == []
+        # One decision, one record, however many attempts it took.
+        notes = await h.topic_values("notifications", key=bid)
+        assert [(n["kind"], n["status"]) for n in notes] == [("confirmed", "queued")]
 
 
 async def test_permanent_rejection_marks_the_email_failed_once(harness: Harness) -> None:

@@ -270,6 +270,7 @@ async def test_booking_for_a_restaurant_that_arrives_later_waits_then_is_process
     assert len(booking["table_ids"]) == 1
     dead = await harness.topic_values("dead_letters", key=bid)
     assert dead == []
+    assert [m["X-Seatflow-Kind"] for m in harness.mails(bid)] == ["confirmed"]
 
 
 async def test_booking_whose_start_has_passed_is_not_allocated(harness: Harness) -> None:
@@ -290,3 +291,68 @@ async def test_booking_whose_start_has_passed_is_not_allocated(harness: Harness)
     assert booking["last_failure"] == "start_passed"
     statuses = await harness.topic_values("booking_status", key=bid)
     assert "booking.confirmed" not in status_types(statuses)
+
+
+async def test_realigning_edit_during_retries_starts_a_new_episode_only_it_can_fail(
+    harness: Harness,
+) -> None:
+    rid = harness.ids("r")
+    holder, bid = harness.ids("holder"), harness.ids("b")
+    await harness.publish(restaurant(rid, tables=1), created(harness, holder, rid))
+    await harness.wait_booking(holder, lambda b: b["status"] == "confirmed")
+    await harness.publish(created(harness, bid, rid))
+    first = await harness.wait_booking(bid, lambda b: b["alloc_state"] == "retry")
+
+    edit = updated(bid, rid, start="19:15")  # still overlaps the holder
+    await harness.publish(edit)
+    statuses = await wait_topic(
+        harness, "booking_status", bid, lambda v: "booking.allocation_failed" in status_types(v)
+    )
+    await asyncio.sleep(sum(harness.settings.auto_assign_retry_delays_ms) / 1000 + SETTLE_S)
+    statuses = await harness.topic_values("booking_status", key=bid)
+    assert status_types(statuses) == [
+        "booking.pending", "booking.pending", "booking.allocation_failed"
+    ]
+    new_ref = statuses[1]["pending_ref"]
+    assert new_ref != first["pending_ref"] and statuses[1]["caused_by"] == edit.event_id
+    assert statuses[2]["pending_ref"] == new_ref
+    ops = await harness.topic_values("ops_events", key=bid)
+    (failure,) = ops_of(ops, "auto_assign.failed")
+    assert failure["context"]["attempts"] == 3 and failure["context"]["pending_ref"] == new_ref
+    booking = await harness.wait_booking(bid, email_sent("allocation_failed"))
+    assert booking["pending_ref"] == new_ref
+    assert [e["pending_ref"] for e in booking["emails"] if e["kind"] == "allocation_failed"] == [
+        new_ref
+    ]
+    # Pending all along: the guest heard once that the request was received.
+    assert sorted(m["X-Seatflow-Kind"] for m in harness.mails(bid)) == [
+        "allocation_failed", "request_received"
+    ]
+
+
+async def test_created_and_edited_in_one_go_is_allocated_once_for_the_edit(
+    harness: Harness,
+) -> None:
+    rid, bid = harness.ids("r"), harness.ids("b")
+    create = created(harness, bid, rid, start="19:00")
+    edit = updated(bid, rid, start="20:00")
+    await harness.publish(restaurant(rid, tables=1), create, edit)
+    booking = await harness.wait_booking(bid, email_sent("confirmed"))
+    await asyncio.sleep(SETTLE_S)
+    assert booking["start_time"] == "20:00" and booking["table_ids"] == ["t1"]
+    statuses = await harness.topic_values("booking_status", key=bid)
+    assert status_types(statuses) == ["booking.pending", "booking.pending", "booking.confirmed"]
+    assert statuses[2]["pending_ref"] == statuses[1]["pending_ref"] != statuses[0]["pending_ref"]
+    assert [m["X-Seatflow-Kind"] for m in harness.mails(bid)] == ["confirmed"]
+
+
+async def test_created_and_cancelled_in_one_go_is_never_confirmed(harness: Harness) -> None:
+    rid, bid = harness.ids("r"), harness.ids("b")
+    await harness.publish(restaurant(rid), created(harness, bid, rid), make_cancel(bid, rid))
+    await harness.wait_booking(bid, email_sent("cancelled"))
+    await asyncio.sleep(SETTLE_S)
+    booking = harness.booking(bid)
+    assert booking is not None and booking["status"] == "cancelled" and booking["table_ids"] == []
+    statuses = await harness.topic_values("booking_status", key=bid)
+    assert status_types(statuses) == ["booking.pending", "booking.cancelled"]
+    assert [m["X-Seatflow-Kind"] for m in harness.mails(bid)] == ["cancelled"]
