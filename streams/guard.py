@@ -40,8 +40,11 @@ def decode_json(raw: bytes | None) -> dict:
     if raw is None:
         raise DecodeError("message has no value")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Strict UTF-8 first: json.loads(bytes) would also take UTF-16/32 and encoded surrogates.
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and Python's int-digits limit; RecursionError
+        # is deep nesting. Anything escaping here would crash the agent and lose its batch.
         raise DecodeError(f"not UTF-8 JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise DecodeError(f"expected a JSON object, got {type(data).__name__}")
@@ -86,6 +89,8 @@ class BatchGuard(Generic[M]):
             return self.model.model_validate(data)
         except ValidationError as exc:
             raise SchemaError(format_error(exc)) from exc
+        except (ValueError, TypeError, RecursionError) as exc:  # a validator that did not wrap
+            raise SchemaError(f"{type(exc).__name__}: {exc}") from exc
 
     async def run(self, sources: Sequence[SourceMessage]) -> None:
         good: list[Decoded[M]] = []
