@@ -127,11 +127,12 @@ async def persist_decisions(
         conn, list(final.values()), next_attempt_at=next_attempt_at, customer_ids=customer_ids
     )
     if notifications:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO notifications (notification_id, booking_id, restaurant_id, kind,"
-            " pending_ref, recipient, status, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            " ON CONFLICT DO NOTHING",
-            notifications,
+            " pending_ref, recipient, status, due_at) SELECT * FROM unnest($1::text[],"
+            " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+            " $8::timestamptz[]) ON CONFLICT DO NOTHING",
+            *[list(col) for col in zip(*notifications, strict=True)],
         )
     if cancel_held:
         # Inside the inline window a confirmation (or cancellation) replaces the pending email.

@@ -53,7 +53,7 @@ def _record(row: asyncpg.Record, status: str, reason: str | None, now: datetime)
         due_at=row["due_at"],
         occurred_at=now,
     )
-    return OutboxRow(Logical.NOTIFICATIONS, row["booking_id"], rec.model_dump(mode="json"))
+    return OutboxRow(Logical.NOTIFICATIONS, row["booking_id"], rec.model_dump_json().encode())
 
 
 def _ops(row: asyncpg.Record, event_type: str, now: datetime, severity: str = "info",

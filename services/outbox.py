@@ -8,12 +8,14 @@ row published twice is a duplicate consumers can drop.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from domain.model import BookingState, OpsNote, StatusChange
 from models.events import AllocationRequest, BookingStatusEvent, OpsEvent, StatusReason
@@ -30,8 +32,16 @@ class Logical(StrEnum):
 class OutboxRow:
     topic: Logical
     key: str | None
-    value: dict[str, Any]
+    payload: bytes  # the JSON record exactly as it is published
     id: int | None = None
+
+    @property
+    def value(self) -> dict[str, Any]:
+        return json.loads(self.payload)
+
+
+def _row(topic: Logical, key: str | None, model: BaseModel) -> OutboxRow:
+    return OutboxRow(topic, key, model.model_dump_json().encode())
 
 
 def status_row(state: BookingState, change: StatusChange, now: datetime) -> OutboxRow:
@@ -49,7 +59,7 @@ def status_row(state: BookingState, change: StatusChange, now: datetime) -> Outb
         caused_by=change.caused_by,
         failure_reason=change.failure_reason,
     )
-    return OutboxRow(Logical.BOOKING_STATUS, state.booking_id, event.model_dump(mode="json"))
+    return _row(Logical.BOOKING_STATUS, state.booking_id, event)
 
 
 def ops_row(
@@ -67,7 +77,7 @@ def ops_row(
         restaurant_id=restaurant_id,
         context=note.context,
     )
-    return OutboxRow(Logical.OPS_EVENTS, booking_id or restaurant_id, event.model_dump(mode="json"))
+    return _row(Logical.OPS_EVENTS, booking_id or restaurant_id, event)
 
 
 def allocation_row(
@@ -87,7 +97,7 @@ def allocation_row(
         booking_date=booking_date,
         requested_at=now,
     )
-    return OutboxRow(Logical.ALLOCATION_REQUESTS, restaurant_id, request.model_dump(mode="json"))
+    return _row(Logical.ALLOCATION_REQUESTS, restaurant_id, request)
 
 
 async def insert(conn: asyncpg.Connection, rows: list[OutboxRow]) -> list[OutboxRow]:
@@ -95,14 +105,14 @@ async def insert(conn: asyncpg.Connection, rows: list[OutboxRow]) -> list[Outbox
     if not rows:
         return []
     ids = await conn.fetch(
-        "INSERT INTO outbox (topic, key, value) "
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) RETURNING id",
+        "INSERT INTO outbox (topic, key, payload) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) RETURNING id",
         [str(r.topic) for r in rows],
         [r.key for r in rows],
-        [r.value for r in rows],
+        [r.payload for r in rows],
     )
     return [
-        OutboxRow(r.topic, r.key, r.value, rec["id"]) for r, rec in zip(rows, ids, strict=True)
+        OutboxRow(r.topic, r.key, r.payload, rec["id"]) for r, rec in zip(rows, ids, strict=True)
     ]
 
 
@@ -117,10 +127,10 @@ async def claim_stale(conn: asyncpg.Connection, *, older_than_s: float, limit: i
         "DELETE FROM outbox WHERE id IN ("
         "  SELECT id FROM outbox WHERE created_at < now() - make_interval(secs => $1)"
         "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
-        ") RETURNING id, topic, key, value",
+        ") RETURNING id, topic, key, payload",
         older_than_s,
         limit,
     )
-    rows = [OutboxRow(Logical(r["topic"]), r["key"], r["value"], r["id"]) for r in records]
+    rows = [OutboxRow(Logical(r["topic"]), r["key"], r["payload"], r["id"]) for r in records]
     rows.sort(key=lambda r: r.id or 0)
     return rows

@@ -147,6 +147,35 @@ async def lock_pending_for_allocation(
     return {r["booking_id"]: _state(r, ()) for r in rows}
 
 
+# Column -> PostgreSQL array type, for the one-statement unnest upsert below.
+_BOOKING_TYPES = {
+    "booking_id": "text", "restaurant_id": "text", "status": "text", "pending_ref": "text",
+    "episode_kind": "text", "episode_caused_by": "text", "booking_date": "date",
+    "start_time": "time", "requested_end_time": "time", "end_time": "time",
+    "party_size": "int4", "customer_name": "text", "customer_email": "text",
+    "customer_phone": "text", "seating_preference": "text", "notes": "text", "source": "text",
+    "channel": "text", "idempotency_key": "text", "ever_confirmed": "bool",
+    "alloc_state": "text", "attempts": "int4", "last_failure": "text",
+    "next_attempt_at": "timestamptz", "customer_id": "int8",
+}
+_SAVE_COLUMNS = _STATE_FIELDS + ["next_attempt_at", "customer_id"]
+_SAVE_SQL = (
+    f"INSERT INTO bookings ({', '.join(_SAVE_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i + 1}::{_BOOKING_TYPES[c]}[]" for i, c in enumerate(_SAVE_COLUMNS))
+    + ") ON CONFLICT (booking_id) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = EXCLUDED.{c}"
+        for c in _SAVE_COLUMNS
+        if c not in ("booking_id", "customer_id", "next_attempt_at")
+    )
+    + ", customer_id = COALESCE(EXCLUDED.customer_id, bookings.customer_id),"
+    # A details-only edit must not lose a scheduled retry.
+    " next_attempt_at = CASE WHEN EXCLUDED.alloc_state = 'retry'"
+    "  THEN COALESCE(EXCLUDED.next_attempt_at, bookings.next_attempt_at) END,"
+    " updated_at = now()"
+)
+
+
 async def save_bookings(
     conn: asyncpg.Connection,
     states: list[BookingState],
@@ -154,32 +183,15 @@ async def save_bookings(
     next_attempt_at: dict[str, datetime] | None = None,
     customer_ids: dict[str, int] | None = None,
 ) -> None:
+    """Upsert final states in one statement (one round trip, however many bookings)."""
     if not states:
         return
     next_attempt_at = next_attempt_at or {}
     customer_ids = customer_ids or {}
-    cols = _STATE_FIELDS + ["next_attempt_at", "customer_id"]
-    args = [
-        tuple(getattr(s, f) for f in _STATE_FIELDS)
-        + (next_attempt_at.get(s.booking_id), customer_ids.get(s.booking_id))
-        for s in states
-    ]
-    placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
-    updates = ", ".join(
-        f"{c} = EXCLUDED.{c}"
-        for c in cols
-        if c not in ("booking_id", "customer_id", "next_attempt_at")
-    )
-    await conn.executemany(
-        f"INSERT INTO bookings ({', '.join(cols)}) VALUES ({placeholders})"
-        f" ON CONFLICT (booking_id) DO UPDATE SET {updates},"
-        " customer_id = COALESCE(EXCLUDED.customer_id, bookings.customer_id),"
-        # A details-only edit must not lose a scheduled retry.
-        " next_attempt_at = CASE WHEN EXCLUDED.alloc_state = 'retry'"
-        "  THEN COALESCE(EXCLUDED.next_attempt_at, bookings.next_attempt_at) END,"
-        " updated_at = now()",
-        args,
-    )
+    columns: list[list[Any]] = [[getattr(s, f) for s in states] for f in _STATE_FIELDS]
+    columns.append([next_attempt_at.get(s.booking_id) for s in states])
+    columns.append([customer_ids.get(s.booking_id) for s in states])
+    await conn.execute(_SAVE_SQL, *columns)
 
 
 async def release_tables(conn: asyncpg.Connection, booking_ids: list[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -87,9 +86,8 @@ class Runtime:
         futures = []
         for row in rows:
             topic = self.topic_for(row.topic)
-            value = json.dumps(row.value, separators=(",", ":")).encode()
             key = row.key.encode() if row.key is not None else None
-            futures.append(await self.send(topic, key, value, None))
+            futures.append(await self.send(topic, key, row.payload, None))
             self.metrics.published.labels(topic=row.topic.value).inc()
         await asyncio.gather(*futures)
 

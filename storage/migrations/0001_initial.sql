@@ -138,6 +138,6 @@ CREATE TABLE outbox (
     id              bigserial PRIMARY KEY,
     topic           text NOT NULL,           -- logical name: booking-status, notifications, ...
     key             text,
-    value           jsonb NOT NULL,
+    payload         bytea NOT NULL,          -- the JSON record, serialised once
     created_at      timestamptz NOT NULL DEFAULT now()
 );
