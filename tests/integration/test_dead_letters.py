@@ -26,6 +26,7 @@ from aiokafka import ConsumerRecord
 
 from models.events import BookingChange
 from producers.publisher import Publisher, make_cancel, make_change
+from seatflow import dlq
 from tests.integration.conftest import Harness, WorkerProcess, restaurant
 from tests.kafkautil import json_values, read_topic
 
@@ -120,7 +121,15 @@ SCHEMA_BREAKERS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("huge customer_name", _set_booking("customer_name", "N" * 100_000)),
     ("huge notes", _set_booking("notes", "n" * 6_000)),
     ("huge event_id", lambda e: e.__setitem__("event_id", "e" * 50_000)),
+    # Valid JSON (json.dumps writes it as \\ud800) but not a Unicode string.
+    ("lone surrogate in customer_name", _set_booking("customer_name", "Fuzz \ud800 Guest")),
 ]
+
+
+# A string JSON and the schema allow but a PostgreSQL text column cannot hold.
+NUL_NAME = "Fuzz \x00 Guest"
+# Few: each makes the guard retry the rest of its batch one message at a time (slow).
+PROCESS_FAILURES = 3
 
 
 def decode_breaker(rng: random.Random, rid: str, bid: str) -> tuple[str, bytes | None]:
@@ -191,7 +200,15 @@ def fuzz_plan(seed: int, tag: str, *, valid_bookings: int, bad: int) -> FuzzPlan
         # Half the bad input shares a valid booking's key (same partition, interleaved).
         bid = rng.choice(bookings) if rng.random() < 0.5 else f"b-bad-{tag}-{i}"
         key: bytes | None = bid.encode() if rng.random() < 0.95 else None
-        if rng.random() < 0.35:
+        roll = rng.random()
+        if i < PROCESS_FAILURES:
+            # Schema-valid, but PostgreSQL cannot store it: fails at `process`, alone, while
+            # the rest of its batch goes through (the guard narrows a failed batch down).
+            event = event_dict(rid, f"b-proc-{tag}-{i}")
+            event["booking"]["customer_name"] = NUL_NAME
+            proc_key = event["booking"]["booking_id"].encode()
+            bad_msg = Fuzzed(proc_key, json_bytes(event), "process", "NUL in customer_name")
+        elif roll < 0.35:
             kind, value = decode_breaker(rng, rid, bid)
             key = key if value is not None else bid.encode()  # Kafka needs one of the two
             bad_msg = Fuzzed(key, value, "decode", kind)
@@ -287,9 +304,9 @@ def headers_of(record: ConsumerRecord) -> dict[str, str]:
 # --- tests ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dlq_worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
-    # Its own prefix: the dead-letters topic holds only this module's records. No SMTP load.
+    # Its own prefix: the dead-letters topic holds only this test's records. No SMTP load.
     return start_worker(suppress_emails=True)
 
 
@@ -391,3 +408,133 @@ async def test_fuzzed_input_is_dead_lettered_once_and_good_input_is_all_processe
 
     assert health.polls >= 5, "health was hardly polled"
     assert not health.bad, f"/health was not 200 during the run {note}: {health.bad[:3]}"
+
+
+async def dead_letters_of(h: Harness, key: str, *, count: int, timeout: float = 15.0,
+                          ) -> list[ConsumerRecord]:
+    """The dead letters keyed `key`, once there are at least `count` (sorted by offset)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = await read_topic(h.settings.kafka_bootstrap, h.worker.topics.dead_letters,
+                                   min_count=count, timeout=2.0)
+        mine = [r for r in records if r.key == key.encode()]
+        if len(mine) >= count or time.monotonic() >= deadline:
+            assert len(mine) >= count, (
+                f"expected {count} dead letters for {key}, got {len(mine)}: "
+                f"{[headers_of(r) for r in mine]}"
+            )
+            return sorted(mine, key=lambda r: (r.timestamp, r.partition, r.offset))
+        await asyncio.sleep(0.2)
+
+
+def position_of(record: ConsumerRecord) -> str:
+    return f"{record.partition}:{record.offset}"
+
+
+async def replay(h: Harness, *records: ConsumerRecord) -> None:
+    """`seatflow dlq replay --offset P:O ...` through its public entry point."""
+    code = await asyncio.to_thread(
+        dlq.replay, h.settings, [position_of(r) for r in records], False, False
+    )
+    assert code == dlq.EXIT_OK
+
+
+async def test_replayed_dead_letters_that_still_fail_come_back_with_attempts_2(
+    dlq_worker: WorkerProcess, stack: Any,
+) -> None:
+    h = Harness(dlq_worker, stack)
+    rid = h.ids("r")
+    invalid, unstorable = h.ids("b-invalid"), h.ids("b-nul")
+    bad_party = event_dict(rid, invalid)
+    bad_party["booking"]["party_size"] = 0
+    nul_name = event_dict(rid, unstorable)
+    nul_name["booking"]["customer_name"] = NUL_NAME
+    async with Publisher(h.settings) as pub:
+        await pub.publish_restaurant(restaurant(rid))
+        await pub.publish_raw(h.worker.topics.booking_changes, invalid.encode(),
+                              json_bytes(bad_party))
+        await pub.publish_raw(h.worker.topics.booking_changes, unstorable.encode(),
+                              json_bytes(nul_name), [("x-trace", b"t-1")])
+
+    for key, stage in ((invalid, "validate"), (unstorable, "process")):
+        [first] = await dead_letters_of(h, key, count=1)
+        assert headers_of(first)["x-dlq-stage"] == stage
+        assert headers_of(first)["x-dlq-attempts"] == "1"
+    firsts = [(await dead_letters_of(h, k, count=1))[0] for k in (invalid, unstorable)]
+    await replay(h, *firsts)
+
+    for first in firsts:
+        key = first.key.decode()
+        again = await dead_letters_of(h, key, count=2)
+        assert len(again) == 2, f"dead-lettered more than twice: {[headers_of(r) for r in again]}"
+        before, after = headers_of(again[0]), headers_of(again[1])
+        assert after["x-dlq-attempts"] == "2"
+        assert after["x-dlq-stage"] == before["x-dlq-stage"]
+        assert after["x-dlq-original-topic"] == h.worker.topics.booking_changes
+        # It failed as the replayed copy, a new record of the original topic.
+        assert (after["x-dlq-original-partition"], after["x-dlq-original-offset"]) != (
+            before["x-dlq-original-partition"], before["x-dlq-original-offset"])
+        assert again[1].key == again[0].key and again[1].value == again[0].value
+        assert not any(name in after for name in ("x-dlq-replay", "x-dlq-replayed-from"))
+    assert headers_of((await dead_letters_of(h, unstorable, count=2))[1]).get("x-trace") == "t-1"
+    assert h.booking(invalid) is None and h.booking(unstorable) is None
+
+
+async def test_dead_letter_fixed_upstream_is_processed_once_on_replay_and_replaying_again_is_ignored(
+    dlq_worker: WorkerProcess, stack: Any,
+) -> None:
+    h = Harness(dlq_worker, stack)
+    rid, bid = h.ids("r"), h.ids("b")
+    # Valid input that fails in processing: the table hold of a booking ending 23:59 on
+    # 9999-12-31 runs `buffer_after_minutes` past the last date Python can represent.
+    change = make_change(
+        "booking.created", bid, rid, booking_date="9999-12-31", start_time="22:00",
+        end_time="23:59", party_size=2, customer_name="Year Nine", customer_email=None,
+    )
+    await h.publish(restaurant(rid, buffer_after_minutes=5), change)
+    [letter] = await dead_letters_of(h, bid, count=1)
+    assert headers_of(letter)["x-dlq-stage"] == "process"
+    assert headers_of(letter)["x-dlq-exception-class"] == "OverflowError"
+    assert h.booking(bid) is None
+
+    # Fixed upstream: the restaurant drops the buffer; then the operator replays.
+    await h.publish(restaurant(rid, buffer_after_minutes=0))
+    await wait_restaurant_buffer(h, rid, 0)
+    await replay(h, letter)
+    booking = await h.wait_booking(bid, lambda b: b["status"] in ("pending", "confirmed"))
+    assert booking["end_time"] == "23:59"
+
+    # A details-only edit, then the same create again, then a cancel behind it on the same
+    # key (same partition). Were the replayed create applied again, the name would revert.
+    await h.publish(make_change(
+        "booking.updated", bid, rid, booking_date="9999-12-31", start_time="22:00",
+        end_time="23:59", party_size=2, customer_name="Year Nine Too", customer_email=None,
+    ))
+    await h.wait_booking(bid, lambda b: b["customer_name"] == "Year Nine Too")
+    await replay(h, letter)
+    await h.publish(make_cancel(bid, rid))
+    booking = await h.wait_booking(bid, lambda b: b["status"] == "cancelled")
+    assert booking["customer_name"] == "Year Nine Too", "the replayed create was applied twice"
+
+    statuses = await h.topic_values("booking_status", key=bid)
+    pendings = [s for s in statuses if s["type"] == "booking.pending"]
+    assert len(pendings) == 1 and pendings[0]["caused_by"] == change.event_id, statuses
+    assert statuses[-1]["type"] == "booking.cancelled"
+    assert len(await dead_letters_of(h, bid, count=1)) == 1
+
+
+async def wait_restaurant_buffer(h: Harness, rid: str, minutes: int, timeout: float = 10.0,
+                                 ) -> None:
+    deadline = time.monotonic() + timeout
+    conn = await asyncpg.connect(h.settings.database_url)
+    try:
+        while True:
+            value = await conn.fetchval(
+                "SELECT (config->>'buffer_after_minutes')::int FROM restaurants"
+                " WHERE restaurant_id = $1", rid)
+            if value == minutes:
+                return
+            assert time.monotonic() < deadline, f"restaurant {rid} buffer still {value}"
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
