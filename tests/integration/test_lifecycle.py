@@ -256,6 +256,16 @@ async def test_without_auto_assign_new_bookings_wait_but_modifications_are_alloc
     assert status_types(statuses) == ["booking.pending", "booking.pending", "booking.confirmed"]
     assert statuses[1]["reason"] == "modification"
 
+    # Released capacity is no back door: a new booking of that date still waits.
+    waiting = h.ids("waiting")
+    await h.publish(created(h, waiting, rid, start="20:00"))
+    await h.wait_booking(waiting, email_sent("request_received"))
+    await h.publish(make_cancel(bid, rid))
+    await h.wait_booking(bid, lambda b: b["status"] == "cancelled")
+    await asyncio.sleep(SETTLE_S)
+    booking = h.booking(waiting)
+    assert booking is not None and booking["status"] == "pending" and booking["table_ids"] == []
+
 
 async def test_booking_for_a_restaurant_that_arrives_later_waits_then_is_processed(
     harness: Harness,
