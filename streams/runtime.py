@@ -110,7 +110,13 @@ class Runtime:
             try:
                 result = await op()
             except Exception as exc:
-                if not db.is_transient(exc) and not _is_transient_kafka(exc):
+                transient = db.is_transient(exc) or _is_transient_kafka(exc)
+                # A connection lost mid-operation can also surface as an error no list
+                # names (asyncpg InternalClientError "cannot switch to state ..."): while
+                # the database does not answer, any failure is the outage, not the input.
+                if not transient and not await self._database_answers():
+                    transient = True
+                if not transient:
                     raise
                 self.metrics.transient_errors.labels(where=where).inc()
                 if where not in self.degraded:
@@ -121,6 +127,14 @@ class Runtime:
                 continue
             self.degraded.pop(where, None)
             return result
+
+    async def _database_answers(self) -> bool:
+        try:
+            pool = await asyncio.wait_for(self.db(), 3)
+            await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
+        except Exception:  # noqa: BLE001 - any failure means "not answering"
+            return False
+        return True
 
     async def check_health(self, broker_check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
         status: dict[str, Any] = {}
