@@ -26,11 +26,20 @@ Usage::
 ``occupied`` must hold the blocked ranges of every *other* confirmed booking that could
 touch the window (same date, plus the neighbouring dates when windows cross midnight);
 the caller leaves the booking being (re)allocated out.
+
+Re-seating (table re-shuffling), an extra step after ``allocate`` reports ``no_capacity``::
+
+    result = repack(layout, party, window, confirmed)   # Repack | AllocationFailure
+    # result.plan for the new booking; result.moves: booking_id -> its new table ids
+
+``confirmed`` holds the same bookings as ``occupied`` above, as ``Seated`` (id, party,
+window, tables). Moved bookings keep their window and party and stay confirmed; only their
+tables change. The search is pure Python, bounded by a move limit and a node limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -119,6 +128,9 @@ class Layout:
     _by_party: dict[int, tuple[_Candidate, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _minimal_by_party: dict[int, tuple[_Candidate, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         candidates = _enumerate_candidates(self.tables, self.adjacency, self.max_tables)
@@ -130,6 +142,7 @@ class Layout:
         object.__setattr__(self, "_candidates", candidates)
         object.__setattr__(self, "_combo_weight", weight)
         object.__setattr__(self, "_by_party", {})
+        object.__setattr__(self, "_minimal_by_party", {})
 
     @classmethod
     def from_config(cls, cfg: RestaurantConfig) -> Layout:
@@ -185,6 +198,21 @@ class Layout:
             )
             self._by_party[party] = fitting
         return fitting
+
+    def _minimal(self, party: int) -> tuple[_Candidate, ...]:
+        """Fitting plans with no fitting strict subset, in ``_fitting`` order.
+
+        A superset never seats ``party`` where its fitting subset could not, and holds more
+        tables: re-seating only ever needs the minimal plans.
+        """
+        minimal = self._minimal_by_party.get(party)
+        if minimal is None:
+            fitting = self._fitting(party)
+            minimal = tuple(
+                c for c in fitting if not any(o.table_set < c.table_set for o in fitting)
+            )
+            self._minimal_by_party[party] = minimal
+        return minimal
 
 
 _LAYOUT_CACHE_SIZE = 256
@@ -409,3 +437,196 @@ def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: di
         )
 
     return slack
+
+
+# ---------------------------------------------------------------------------------------
+# Re-seating confirmed bookings so a new one fits (table re-shuffling)
+
+# Fewest moves first: iterative deepening up to this many moved bookings.
+REPACK_MAX_MOVES = 3
+# Plans tried across the whole search: the hard bound on its cost (each try rescans the
+# day's tables for the displaced bookings, ~0.1 ms at 60 tables: ~30-80 ms per failed search).
+REPACK_NODE_LIMIT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Seated:
+    """A confirmed booking where it sits now: what ``repack`` may move to other tables."""
+
+    booking_id: str
+    party: int
+    window: Window
+    table_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Repack:
+    plan: Plan  # for the new booking
+    # booking_id -> its new sorted table ids; each keeps its window, party and status.
+    moves: dict[str, tuple[str, ...]]
+    nodes: int = 0  # plans the search tried (0 when a free plan needed no move)
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def repack(
+    layout: Layout,
+    party: int,
+    window: Window,
+    confirmed: Sequence[Seated],
+    *,
+    max_moves: int = REPACK_MAX_MOVES,
+    node_limit: int = REPACK_NODE_LIMIT,
+) -> Repack | AllocationFailure:
+    """A plan for a new booking, re-seating as few confirmed bookings as it takes.
+
+    When ``allocate`` finds a free plan this is that plan with no moves. Otherwise it looks
+    for an ejection chain: the new booking takes a plan, the bookings holding its tables in
+    the window move to other free-or-freed plans that fit them, and so on; a booking moves
+    at most once and a placed one is never displaced again. Iterative deepening over the
+    number of moved bookings (1..``max_moves``) returns a chain with the fewest moves the
+    search can find; the whole search tries at most ``node_limit`` plans, so it is exact
+    up to ``max_moves`` only when it finishes inside that budget. Only bookings whose windows
+    overlap the new one, or (transitively, at most ``max_moves`` hops) a moved one, are ever
+    looked at. Ties: fewest displaced at each step, then fewest wasted seats, fewest tables,
+    table ids.
+
+    ``confirmed`` is every other confirmed booking that could touch the window, as for
+    ``allocate``. Plans for moved bookings obey the same fit rules; bookings on tables the
+    layout does not know (or no longer activates) simply block those tables.
+    """
+    occupied = [
+        Occupied(tid, s.window.start, s.window.blocked_until)
+        for s in confirmed
+        for tid in s.table_ids
+    ]
+    direct = allocate(layout, party, window, occupied)
+    if not (isinstance(direct, AllocationFailure) and direct.reason == NO_CAPACITY):
+        return direct if isinstance(direct, AllocationFailure) else Repack(direct, {})
+
+    search = _RepackSearch(layout, party, window, confirmed, node_limit)
+    for moves_allowed in range(1, max_moves + 1):
+        try:
+            found = search.run(moves_allowed)
+        except _OutOfBudget:
+            break
+        if found is not None:
+            return found
+    return AllocationFailure(
+        NO_CAPACITY,
+        f"{direct.detail}, and no re-seating of up to {max_moves} confirmed bookings frees "
+        f"one (searched {search.nodes} plans{', budget used up' if search.out else ''})",
+    )
+
+
+class _RepackSearch:
+    """Depth-first ejection chains over a mutable per-table index, undone on backtrack."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        party: int,
+        window: Window,
+        confirmed: Sequence[Seated],
+        node_limit: int,
+    ) -> None:
+        self.layout = layout
+        # Index len(confirmed) is the new booking.
+        self.ids = [s.booking_id for s in confirmed]
+        self.parties = [s.party for s in confirmed] + [party]
+        self.windows = [s.window for s in confirmed] + [window]
+        self.current = [s.table_ids for s in confirmed] + [()]
+        self.new = len(confirmed)
+        self.node_limit = node_limit
+        self.nodes = 0
+        self.out = False
+        # table id -> {booking index: (start, blocked_until)}; only tables plans can use.
+        known = layout._combo_weight
+        self.by_table: dict[str, dict[int, tuple[datetime, datetime]]] = {tid: {} for tid in known}
+        for i, s in enumerate(confirmed):
+            for tid in s.table_ids:
+                if tid in known:
+                    self.by_table[tid][i] = (s.window.start, s.window.blocked_until)
+
+    def run(self, moves_allowed: int) -> Repack | None:
+        self.pinned: set[int] = set()
+        self.placed: dict[int, _Candidate] = {}
+        if not self._place([self.new], moves_allowed):
+            return None
+        new_plan = self.placed.pop(self.new)
+        moves = {self.ids[i]: c.table_ids for i, c in sorted(self.placed.items())}
+        return Repack(Plan(new_plan.table_ids, new_plan.seats), moves, self.nodes)
+
+    def _blockers_by_table(self, start: datetime, until: datetime) -> dict[str, tuple[int, ...]]:
+        """Per table, the bookings holding it in [start, until); -1 marks a pinned one."""
+        pinned = self.pinned
+        out: dict[str, tuple[int, ...]] = {}
+        for tid, held in self.by_table.items():
+            hits = tuple(
+                -1 if i in pinned else i for i, (s, e) in held.items() if s < until and start < e
+            )
+            if hits:
+                out[tid] = hits
+        return out
+
+    def _options(self, booking: int, moves_left: int) -> list[tuple[int, _Candidate, list[int]]]:
+        """Plans the booking could take now, displacing at most ``moves_left`` unpinned ones."""
+        party, window = self.parties[booking], self.windows[booking]
+        busy = self._blockers_by_table(window.start, window.blocked_until)
+        ranked = []
+        for cand in self.layout._minimal(party):
+            found: set[int] = set()
+            for tid in cand.table_ids:
+                found.update(busy.get(tid, ()))
+            if -1 in found or len(found) > moves_left:
+                continue
+            key = (len(found), cand.seats - party, len(cand.table_ids), cand.table_ids)
+            ranked.append((key, cand, sorted(found)))
+        ranked.sort(key=lambda o: o[0])
+        return [(key[0], cand, blockers) for key, cand, blockers in ranked]
+
+    def _place(self, pending: list[int], moves_left: int) -> bool:
+        if not pending:
+            return True
+        # Forward check: every waiting booking still needs some plan; branch on the one with
+        # the fewest (a dead end shows at once instead of after every sibling is tried).
+        booking, options = -1, []
+        for waiting in pending:
+            found = self._options(waiting, moves_left)
+            if not found:
+                return False
+            if booking < 0 or len(found) < len(options):
+                booking, options = waiting, found
+        rest = [i for i in pending if i != booking]
+        span = (self.windows[booking].start, self.windows[booking].blocked_until)
+        for displaced_count, cand, blockers in options:
+            self.nodes += 1
+            if self.nodes > self.node_limit:
+                self.out = True
+                raise _OutOfBudget
+            lifted = [self._lift(i) for i in blockers]
+            for tid in cand.table_ids:
+                self.by_table[tid][booking] = span
+            self.pinned.add(booking)
+            self.placed[booking] = cand
+            if self._place(rest + blockers, moves_left - displaced_count):
+                return True
+            del self.placed[booking]
+            self.pinned.discard(booking)
+            for tid in cand.table_ids:
+                del self.by_table[tid][booking]
+            for i, entries in zip(blockers, lifted, strict=True):
+                for tid, held in entries:
+                    self.by_table[tid][i] = held
+        return False
+
+    def _lift(self, booking: int) -> list[tuple[str, tuple[datetime, datetime]]]:
+        """Take a booking off its tables; returns what to put back on backtrack."""
+        entries = []
+        for tid in self.current[booking]:
+            held = self.by_table.get(tid, {}).pop(booking, None)
+            if held is not None:
+                entries.append((tid, held))
+        return entries

@@ -17,10 +17,13 @@ from domain.allocation import (
     Layout,
     Occupied,
     Plan,
+    Repack,
+    Seated,
     Window,
     allocate,
     booking_window,
     plan_occupancy,
+    repack,
 )
 from models.restaurant import RestaurantConfig
 
@@ -150,15 +153,11 @@ def test_combination_fits_through_a_middle_table_only_when_connected():
 
 
 def test_waste_beats_table_count_and_table_count_breaks_equal_waste():
-    cfg = config(
-        [("a", "main", 2), ("b", "main", 2), ("t6", "main", 6)], adjacency=[("a", "b")]
-    )
+    cfg = config([("a", "main", 2), ("b", "main", 2), ("t6", "main", 6)], adjacency=[("a", "b")])
     layout = Layout.from_config(cfg)
     # 4 guests: two 2-tops waste nothing, the 6-top wastes two.
     assert allocate(layout, 4, window(cfg, party=4), []) == Plan(("a", "b"), 4)
-    cfg5 = config(
-        [("a", "main", 2), ("b", "main", 4), ("t6", "main", 6)], adjacency=[("a", "b")]
-    )
+    cfg5 = config([("a", "main", 2), ("b", "main", 4), ("t6", "main", 6)], adjacency=[("a", "b")])
     # 5 guests: 2+4 and the 6-top both waste one; one table wins.
     assert allocate(Layout.from_config(cfg5), 5, window(cfg5, party=5), []) == Plan(("t6",), 6)
 
@@ -279,11 +278,110 @@ def test_deterministic_whatever_the_input_order():
         allocate(layout, 2, window(cfg), order)
         for order in (held, list(reversed(held)), tuple(held))
     }
-    fresh = allocate(Layout.from_config(config([(f"t{i}", "main", 2) for i in range(6)])), 2,
-                     window(cfg), held)
+    fresh = allocate(
+        Layout.from_config(config([(f"t{i}", "main", 2) for i in range(6)])), 2, window(cfg), held
+    )
     assert len(results) == 1 and results == {fresh}
 
 
 def test_layout_is_memoised_per_config_object():
     cfg = config([("t4", "main", 4)])
     assert Layout.from_config(cfg) is Layout.from_config(cfg)
+
+
+# --- repack: re-seating confirmed bookings so a new one fits
+
+
+def seated(cfg, booking_id, tables, start="19:00", end=None, party=2) -> Seated:
+    return Seated(booking_id, party, window(cfg, start, end, party), tuple(tables))
+
+
+def test_repack_with_a_free_plan_moves_nobody():
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    result = repack(layout, 2, window(cfg), [seated(cfg, "x", ["b"], party=4)])
+    assert result == Repack(Plan(("a",), 2), {})
+
+
+def test_repack_moves_a_couple_off_the_four_top():
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    couple = seated(cfg, "x", ["b"])
+    occupied = [Occupied("b", couple.window.start, couple.window.blocked_until)]
+    assert allocate(layout, 4, window(cfg, party=4), occupied).reason == NO_CAPACITY
+
+    result = repack(layout, 4, window(cfg, party=4), [couple])
+    assert isinstance(result, Repack)
+    assert result.plan == Plan(("b",), 4) and result.moves == {"x": ("a",)}
+
+
+def test_repack_follows_a_chain_within_the_move_limit():
+    # The 6 needs c, whose 4 can only go to b, whose couple can only go to a.
+    cfg = config([("a", "main", 2), ("b", "main", 4), ("c", "main", 6, {"min_party": 3})])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, "four", ["c"], party=4), seated(cfg, "two", ["b"], start="18:30")]
+    result = repack(layout, 6, window(cfg, party=6), day)
+    assert isinstance(result, Repack)
+    assert result.plan == Plan(("c",), 6)
+    assert result.moves == {"four": ("b",), "two": ("a",)}
+
+    one_move = repack(layout, 6, window(cfg, party=6), day, max_moves=1)
+    assert isinstance(one_move, AllocationFailure) and one_move.reason == NO_CAPACITY
+
+
+def test_repack_prefers_the_fewest_moves():
+    # p: its couple could go to a only if a's couple goes to b (2 moves);
+    # q: its three can go straight to s (1 move). p sorts first, so depth-first alone
+    # would take the longer chain.
+    cfg = config(
+        [
+            ("p", "main", 4),
+            ("q", "main", 4),
+            ("a", "main", 2),
+            ("b", "main", 2),
+            ("s", "main", 3, {"min_party": 3}),
+        ]
+    )
+    layout = Layout.from_config(cfg)
+    day = [
+        seated(cfg, "y1", ["p"], start="19:00", end="21:00"),
+        seated(cfg, "y2", ["a"], start="17:30", end="19:30"),
+        seated(cfg, "w", ["b"], start="20:00", end="21:00"),
+        seated(cfg, "y3", ["q"], start="19:00", end="21:00", party=3),
+        seated(cfg, "z", ["s"], start="17:00", end="18:00", party=3),
+    ]
+    result = repack(layout, 4, window(cfg, start="19:00", end="21:00", party=4), day)
+    assert isinstance(result, Repack)
+    assert result.plan == Plan(("q",), 4) and result.moves == {"y3": ("s",)}
+
+
+def test_repack_never_moves_a_booking_onto_a_busy_table_or_out_of_its_window():
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    # a is held when the couple on b sits: moving it would double-book a.
+    day = [seated(cfg, "x", ["b"]), seated(cfg, "y", ["a"], start="18:30")]
+    result = repack(layout, 4, window(cfg, party=4), day)
+    assert isinstance(result, AllocationFailure) and result.reason == NO_CAPACITY
+    assert "re-seating" in result.detail
+
+
+def test_repack_passes_on_failures_no_move_can_fix():
+    cfg = config([("a", "main", 2)])
+    result = repack(Layout.from_config(cfg), 5, window(cfg, party=5), [])
+    assert isinstance(result, AllocationFailure) and result.reason == PARTY_TOO_LARGE
+
+
+def test_repack_bounded_by_its_node_limit():
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    result = repack(layout, 4, window(cfg, party=4), [seated(cfg, "x", ["b"])], node_limit=0)
+    assert isinstance(result, AllocationFailure) and "budget used up" in result.detail
+
+
+def test_repack_keeps_bookings_on_unknown_tables_where_they_are():
+    # "gone" is no longer in the layout: its booking still holds it, and is never moved.
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, "x", ["b"]), seated(cfg, "old", ["gone"])]
+    result = repack(layout, 4, window(cfg, party=4), day)
+    assert isinstance(result, Repack) and result.moves == {"x": ("a",)}

@@ -8,13 +8,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.allocation import (
+    NO_CAPACITY,
     AllocationFailure,
     Layout,
     Occupied,
     Plan,
+    Repack,
+    Seated,
+    Window,
     allocate,
     booking_window,
     plan_occupancy,
+    repack,
 )
 from models.restaurant import RestaurantConfig
 
@@ -22,13 +27,17 @@ DAY = date(2026, 12, 1)
 
 
 @st.composite
-def restaurants(draw) -> RestaurantConfig:
-    n = draw(st.integers(1, 9))
-    zones = draw(st.lists(st.sampled_from(["main", "terrace", "bar"]), min_size=n, max_size=n))
+def restaurants(draw, crowded: bool = False) -> RestaurantConfig:
+    """``crowded``: 3-9 tables, one zone, min_party 1 mostly, so bookings can swap tables."""
+    n = draw(st.integers(3 if crowded else 1, 9))
+    zone_names = ["main"] if crowded else ["main", "terrace", "bar"]
+    zones = draw(st.lists(st.sampled_from(zone_names), min_size=n, max_size=n))
     tables = []
     for i in range(n):
         capacity = draw(st.integers(1, 8))
-        min_party = draw(st.integers(1, capacity))
+        min_party = draw(
+            st.sampled_from([1, 1, 1, capacity]) if crowded else st.integers(1, capacity)
+        )
         max_party = draw(st.one_of(st.none(), st.integers(min_party, capacity + 2)))
         tables.append(
             {
@@ -143,3 +152,74 @@ def test_failure_reasons_match_the_layout(cfg, party):
         # Nothing else fits with less waste, or equal waste and fewer tables.
         best = min((p.seats - party, len(p.table_ids)) for p in fitting)
         assert (result.seats - party, len(result.table_ids)) == best
+
+
+def _assert_day_is_sound(cfg: RestaurantConfig, seated: dict[str, Seated]) -> None:
+    """No table held twice at once; every booking fits its plan under the layout's rules."""
+    plans = {p.table_ids for p in Layout.from_config(cfg).plans()}
+    tables = {t.table_id: t for t in cfg.tables}
+    by_table: dict[str, list[Window]] = {}
+    for booking in seated.values():
+        assert booking.table_ids in plans, booking
+        used = [tables[tid] for tid in booking.table_ids]
+        assert min(t.min_party for t in used) <= booking.party
+        assert booking.party <= min(
+            sum(t.capacity for t in used), sum(t.effective_max_party for t in used)
+        )
+        for tid in booking.table_ids:
+            by_table.setdefault(tid, []).append(booking.window)
+    for windows in by_table.values():
+        windows.sort(key=lambda w: w.start)
+        for earlier, later in zip(windows, windows[1:], strict=False):
+            assert earlier.blocked_until <= later.start, (earlier, later)
+
+
+# Many overlapping evening requests, so that tables run out and repack has to move people.
+crowded_requests = st.lists(
+    st.tuples(
+        st.integers(17 * 4, 20 * 4).map(lambda q: time(q // 4, (q % 4) * 15)),
+        st.one_of(st.none(), st.none(), st.integers(45, 180)),
+        st.integers(1, 8),
+    ),
+    min_size=4,
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=restaurants(crowded=True), sequence=crowded_requests, max_moves=st.integers(1, 3))
+def test_repack_keeps_the_day_sound_and_only_moves_tables(cfg, sequence, max_moves):
+    """allocate, then repack on no_capacity: the day stays overlap-free after every step,
+    moved bookings keep their id, party and window, and repack never seats fewer than
+    allocate alone would at that step."""
+    layout = Layout.from_config(cfg)
+    seated: dict[str, Seated] = {}
+    for index, (start, minutes, party) in enumerate(sequence):
+        end = None
+        if minutes is not None:
+            end_minute = (start.hour * 60 + start.minute + minutes) % (24 * 60)
+            end = time(end_minute // 60, end_minute % 60)
+        window = booking_window(cfg, DAY, start, end, party)
+        if isinstance(window, AllocationFailure):
+            continue
+        occupied = [
+            Occupied(tid, s.window.start, s.window.blocked_until)
+            for s in seated.values()
+            for tid in s.table_ids
+        ]
+        direct = allocate(layout, party, window, occupied)
+        result = repack(layout, party, window, list(seated.values()), max_moves=max_moves)
+        if isinstance(direct, Plan):
+            assert result == Repack(direct, {})  # a free plan never moves anyone
+        elif direct.reason != NO_CAPACITY:
+            assert result == direct
+        if isinstance(result, AllocationFailure):
+            continue
+        assert len(result.moves) <= max_moves
+        assert set(result.moves) <= set(seated)
+        for booking_id, tables in result.moves.items():
+            before = seated[booking_id]
+            assert tables != before.table_ids
+            seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
+        seated[f"b{index}"] = Seated(f"b{index}", party, window, result.plan.table_ids)
+        _assert_day_is_sound(cfg, seated)
