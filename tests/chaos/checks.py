@@ -565,6 +565,23 @@ def check_drained(left: Leftovers) -> CheckResult:
     return result
 
 
+def check_workers(unexpected_exits: Sequence[Mapping[str, Any]]) -> CheckResult:
+    """Only the scenario's SIGKILLs ended workers. A crash is a defect; a signal from outside
+    the run (its log says "Signal received") means the run did not test what it claims."""
+    result = CheckResult("workers")
+    for ex in unexpected_exits:
+        how = "stopped by a signal from outside the run" if ex.get("signal_logged") else "crashed"
+        result.problems.append(
+            f"{ex.get('worker')} (pid {ex.get('pid')}) {how}, exit code {ex.get('returncode')}, "
+            f"at {ex.get('at_s')}s"
+        )
+    result.counts = {
+        "unexpected_exits": len(unexpected_exits),
+        "outside_signals": sum(1 for ex in unexpected_exits if ex.get("signal_logged")),
+    }
+    return result
+
+
 def verdict_line(results: Sequence[CheckResult], summary: Mapping[str, Any]) -> str:
     """One line: PASS/FAIL and the counts a person looks at first."""
     ok = all(r.ok for r in results)

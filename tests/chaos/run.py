@@ -252,6 +252,8 @@ class Journal:
     postgres: list[dict[str, Any]] = field(default_factory=list)
     smtp: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Workers that exited without our kill (a crash, or a signal from outside the run).
+    unexpected_exits: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Run:
@@ -270,6 +272,8 @@ class Run:
         self.settings: Settings | None = None
         self.workers: list[WorkerProcess] = []  # every worker ever started
         self.serial = 0
+        self.killed: set[int] = set()  # pids we SIGKILLed
+        self.fleet_lock = asyncio.Lock()  # one kill/replace or watchdog round at a time
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 2)
@@ -349,18 +353,47 @@ class Run:
 
     # --- chaos actions ---------------------------------------------------------------------
 
+    async def keep_fleet(self) -> None:
+        """Replace workers that died on their own; they are journalled, not hidden."""
+        for worker in self.workers:
+            proc = worker.process
+            if proc is None or proc.poll() is None or proc.pid in self.killed:
+                continue
+            self.killed.add(proc.pid)  # journal each exit once
+            log = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+            self.journal.unexpected_exits.append(
+                {"worker": worker.log_path.stem, "pid": proc.pid, "returncode": proc.returncode,
+                 "at_s": self.now(), "signal_logged": "Signal received" in log,
+                 "log_tail": worker.log_tail(8)[-1500:]})
+        while len(self.alive()) < WORKERS:
+            await self.start_worker()
+
+    async def watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                async with self.fleet_lock:
+                    await self.keep_fleet()
+            except Exception as exc:  # noqa: BLE001 - recorded; try again next round
+                self.journal.errors.append(f"{self.now()}s watchdog: {exc!r}"[:2000])
+
     async def kill_one(self) -> None:
+        async with self.fleet_lock:
+            await self._kill_one()
+
+    async def _kill_one(self) -> None:
         alive = self.alive()
         if not alive:
             self.journal.errors.append(f"{self.now()}s: no worker alive to kill")
         else:
             victim = self.rng.choice(alive)
             pid = victim.process.pid if victim.process else None
+            if victim.process is not None:
+                self.killed.add(victim.process.pid)
             victim.kill()
             self.journal.kills.append({"worker": victim.log_path.stem, "pid": pid,
                                        "at_s": self.now()})
-        while len(self.alive()) < WORKERS:
-            await self.start_worker()
+        await self.keep_fleet()
 
     async def restart_postgres(self) -> None:
         assert self.postgres is not None
@@ -634,6 +667,7 @@ def evaluate(
         checks.check_tables(snap["assignments"], snap["bookings"]),
         checks.check_applied_once(expected, snap["status_events"]),
         checks.check_drained(snap["leftovers"]),
+        checks.check_workers(journal.unexpected_exits),
     ]
 
 
@@ -659,6 +693,7 @@ async def run(args: argparse.Namespace) -> int:
     }
     wall = time.monotonic()
     code = 2
+    watchdog: asyncio.Task[None] | None = None
     try:
         await chaos_run.start_stack()
         await chaos_run.publish_restaurants(workload.restaurants)
@@ -666,18 +701,20 @@ async def run(args: argparse.Namespace) -> int:
         await chaos_run.wait_restaurants(len(workload.restaurants))
         chaos_run.t0 = time.monotonic()
         producer = asyncio.create_task(chaos_run.produce(workload.changes))
+        watchdog = asyncio.create_task(chaos_run.watchdog())
         await chaos_run.chaos(timeline)
         inputs = await producer
         print(f"chaos: produced {len(inputs)} changes, {len(chaos_run.journal.kills)} kills; "
               "waiting for quiescence", flush=True)
         report["quiescence"] = await chaos_run.wait_quiescent(len(inputs))
+        watchdog.cancel()
         snap = await chaos_run.snapshot()
         chaos_run.stop_all()
         results = evaluate(inputs, workload.always_seatable, snap, chaos_run.journal)
         report["dead_letters"] = snap["dead_letters"]
         report["committed_offsets"] = snap["committed"]
         report["checks"] = [r.to_json() for r in results]
-        lost, _, mails, tables, _, drained = results
+        lost, _, mails, tables, _, drained, _ = results
         summary = {
             "changes": len(inputs), "bookings": len(snap["bookings"]),
             "kills": len(chaos_run.journal.kills), "lost": lost.counts["lost"],
@@ -687,6 +724,7 @@ async def run(args: argparse.Namespace) -> int:
             "emails": mails.counts["delivered"], "overlaps": tables.counts["overlaps"],
             "applied_twice_problems": len(results[4].problems),
             "outbox_left": drained.counts["outbox_rows"],
+            "unexpected_worker_exits": len(chaos_run.journal.unexpected_exits),
         }
         report["summary"] = summary
         report["verdict"] = "PASS" if all(r.ok for r in results) else "FAIL"
@@ -699,7 +737,11 @@ async def run(args: argparse.Namespace) -> int:
         report["error"] = traceback.format_exc()
         report["verdict_line"] = f"chaos: ERROR (the run could not be carried out: {exc!r})"
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         chaos_run.stop_all()
+        report.setdefault("verdict", "INTERRUPTED")
+        report.setdefault("verdict_line", "chaos: INTERRUPTED (no verdict)")
         report["journal"] = asdict(chaos_run.journal)
         report["wall_s"] = round(time.monotonic() - wall, 1)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -310,3 +310,14 @@ def test_verdict_line_names_the_failed_checks() -> None:
     bad = checks.check_drained(Leftovers(1, 0, 0, 0, 0))
     line = checks.verdict_line([bad], {"lost": 0})
     assert line.startswith("chaos: FAIL (drained)") and "lost=0" in line
+
+
+def test_workers_fail_on_a_crash_or_an_outside_signal() -> None:
+    assert checks.check_workers([]).ok
+    result = checks.check_workers([
+        {"worker": "w04", "pid": 10, "returncode": 1, "at_s": 3.0, "signal_logged": False},
+        {"worker": "w05", "pid": 11, "returncode": 0, "at_s": 9.0, "signal_logged": True},
+    ])
+    assert result.counts == {"unexpected_exits": 2, "outside_signals": 1}
+    assert "w04 (pid 10) crashed" in result.problems[0]
+    assert "signal from outside" in result.problems[1]
