@@ -2,6 +2,8 @@
 
 For each generated day (bench.daygen) the dinner requests are decided in arrival order by
   * ours: ``domain.allocation.allocate`` (combinations allowed, fragmentation-aware);
+  * ours+repack: ``allocate``, and on no_capacity ``domain.allocation.repack`` (re-seats
+    confirmed bookings, each keeping its window, to make room; costs reported per call);
   * first-fit: the smallest free single table that fits, lowest table id first;
 and compared with the exact offline optimum of the same day: an integer program
 (scipy.optimize.milp / HiGHS) that sees every request at once and may turn any away.
@@ -17,7 +19,7 @@ import argparse
 import json
 import statistics
 import time as clock
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +28,17 @@ from scipy.sparse import coo_matrix
 
 from bench.daygen import BENCH_DATE, Day, generate_day
 from domain.allocation import (
+    NO_CAPACITY,
     AllocationFailure,
     Layout,
     Occupied,
+    Repack,
+    Seated,
     Window,
     allocate,
     booking_window,
     plan_occupancy,
+    repack,
 )
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -47,11 +53,16 @@ class DayResult:
     demand: float
     requested_covers: int
     ours: int
+    ours_repack: int
     first_fit: int
     optimum: int
     optimum_bound: float  # == optimum when the MILP proved optimality
     optimal: bool
     milp_seconds: float
+    repack_calls: int  # allocate failed with no_capacity and repack was asked
+    repack_successes: int
+    repack_moves: list[int]  # bookings moved, per successful repack
+    repack_ms: list[float]  # wall time per repack call
 
 
 def _windows(day: Day) -> list[tuple[int, Window]]:
@@ -72,6 +83,46 @@ def covers_ours(day: Day) -> int:
         result = allocate(layout, party, window, occupied)
         if not isinstance(result, AllocationFailure):
             occupied.extend(plan_occupancy(result, window))
+            covers += party
+    return covers
+
+
+@dataclass
+class RepackStats:
+    calls: int = 0
+    successes: int = 0
+    moves: list[int] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
+
+
+def covers_ours_repack(day: Day, stats: RepackStats | None = None) -> int:
+    """``allocate`` first; on no_capacity, ``repack`` re-seats confirmed bookings."""
+    stats = stats if stats is not None else RepackStats()
+    layout = Layout.from_config(day.config)
+    seated: dict[str, Seated] = {}
+    covers = 0
+    for index, (party, window) in enumerate(_windows(day)):
+        booking_id = f"r{index}"
+        occupied = [
+            Occupied(tid, s.window.start, s.window.blocked_until)
+            for s in seated.values()
+            for tid in s.table_ids
+        ]
+        result = allocate(layout, party, window, occupied)
+        if isinstance(result, AllocationFailure) and result.reason == NO_CAPACITY:
+            stats.calls += 1
+            started = clock.perf_counter()
+            outcome = repack(layout, party, window, list(seated.values()))
+            stats.ms.append((clock.perf_counter() - started) * 1000)
+            if isinstance(outcome, Repack):
+                stats.successes += 1
+                stats.moves.append(len(outcome.moves))
+                for moved_id, tables in outcome.moves.items():
+                    moved = seated[moved_id]
+                    seated[moved_id] = Seated(moved_id, moved.party, moved.window, tables)
+                result = outcome.plan
+        if not isinstance(result, AllocationFailure):
+            seated[booking_id] = Seated(booking_id, party, window, result.table_ids)
             covers += party
     return covers
 
@@ -112,9 +163,7 @@ def optimum(day: Day) -> tuple[int, float, bool, float]:
         plans = [p.table_ids for p in layout.plans_for(party)]
         sets = [frozenset(p) for p in plans]
         minimal_by_party[party] = [
-            plan
-            for plan, s in zip(plans, sets, strict=True)
-            if not any(o < s for o in sets)
+            plan for plan, s in zip(plans, sets, strict=True) if not any(o < s for o in sets)
         ]
 
     var_booking: list[int] = []
@@ -144,9 +193,7 @@ def optimum(day: Day) -> tuple[int, float, bool, float]:
         for b in bookings:
             point = requests[b][1].start
             clique = frozenset(
-                o
-                for o in bookings
-                if requests[o][1].start <= point < requests[o][1].blocked_until
+                o for o in bookings if requests[o][1].start <= point < requests[o][1].blocked_until
             )
             if len(clique) < 2 or clique in seen_cliques:
                 continue
@@ -177,17 +224,24 @@ def optimum(day: Day) -> tuple[int, float, bool, float]:
 def run_day(size: int, seed: int, basis: str = "turns") -> DayResult:
     day = generate_day(size, seed, basis=basis)
     best, bound, optimal, seconds = optimum(day)
+    stats = RepackStats()
+    with_repack = covers_ours_repack(day, stats)
     return DayResult(
         size=size,
         seed=seed,
         demand=round(day.demand, 3),
         requested_covers=sum(p for p, _ in _windows(day)),
         ours=covers_ours(day),
+        ours_repack=with_repack,
         first_fit=covers_first_fit(day),
         optimum=best,
         optimum_bound=round(bound, 2),
         optimal=optimal,
         milp_seconds=round(seconds, 2),
+        repack_calls=stats.calls,
+        repack_successes=stats.successes,
+        repack_moves=stats.moves,
+        repack_ms=[round(ms, 3) for ms in stats.ms],
     )
 
 
@@ -197,18 +251,37 @@ def summarise(results: list[DayResult]) -> dict[str, dict[str, float]]:
         rows = [r for r in results if r.size == size]
         # Against the proven bound, so an unproven MILP never flatters us.
         ratios = [r.ours / r.optimum_bound for r in rows]
+        repack_ratios = [r.ours_repack / r.optimum_bound for r in rows]
         ff_ratios = [r.first_fit / r.optimum_bound for r in rows]
+        moves = [m for r in rows for m in r.repack_moves]
+        repack_ms = [ms for r in rows for ms in r.repack_ms]
         summary[str(size)] = {
             "days": len(rows),
             "mean_ratio": round(statistics.fmean(ratios), 4),
             "min_ratio": round(min(ratios), 4),
+            "repack_mean_ratio": round(statistics.fmean(repack_ratios), 4),
+            "repack_min_ratio": round(min(repack_ratios), 4),
             "first_fit_mean_ratio": round(statistics.fmean(ff_ratios), 4),
             "days_below_first_fit": sum(r.ours < r.first_fit for r in rows),
+            "repack_days_below_first_fit": sum(r.ours_repack < r.first_fit for r in rows),
             "days_milp_unproven": sum(not r.optimal for r in rows),
             "meets_target": statistics.fmean(ratios) >= TARGET_MEAN_RATIO
             and all(r.ours >= r.first_fit for r in rows),
+            "repack_meets_target": statistics.fmean(repack_ratios) >= TARGET_MEAN_RATIO
+            and all(r.ours_repack >= r.first_fit for r in rows),
+            "repack_calls": sum(r.repack_calls for r in rows),
+            "repack_successes": sum(r.repack_successes for r in rows),
+            "repack_mean_moves": round(statistics.fmean(moves), 2) if moves else 0.0,
+            "repack_p50_ms": round(_percentile(repack_ms, 0.50), 3) if repack_ms else 0.0,
+            "repack_p99_ms": round(_percentile(repack_ms, 0.99), 3) if repack_ms else 0.0,
+            "repack_max_ms": round(max(repack_ms), 3) if repack_ms else 0.0,
         }
     return summary
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _chart(results: list[DayResult], path: Path) -> None:
@@ -223,6 +296,7 @@ def _chart(results: list[DayResult], path: Path) -> None:
         rows = sorted((r for r in results if r.size == size), key=lambda r: r.demand)
         x = [r.demand * 100 for r in rows]
         ax.plot(x, [r.ours / r.optimum_bound for r in rows], "o-", label="ours")
+        ax.plot(x, [r.ours_repack / r.optimum_bound for r in rows], "^-", label="ours+repack")
         ax.plot(x, [r.first_fit / r.optimum_bound for r in rows], "s--", label="first-fit")
         ax.axhline(TARGET_MEAN_RATIO, color="grey", lw=0.8, ls=":", label="97% target")
         ax.set_title(f"{size} tables")
@@ -262,13 +336,28 @@ def main(argv: list[str] | None = None) -> dict:
     (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     _chart(results, RESULTS_DIR / f"{stem}.png")
 
-    print(f"{'tables':>6} {'days':>4} {'mean/opt':>9} {'min/opt':>8} {'ff mean':>8} "
-          f"{'<ff days':>8} {'unproven':>8}  target")
+    print(
+        f"{'tables':>6} {'days':>4} {'ours mean':>9} {'min':>7} {'+repack':>8} {'min':>7} "
+        f"{'ff mean':>8} {'<ff':>3} {'<ff+rp':>6} {'unproven':>8}  target ours / +repack"
+    )
     for size, s in summary.items():
         print(
-            f"{size:>6} {s['days']:>4} {s['mean_ratio']:>9.2%} {s['min_ratio']:>8.2%} "
-            f"{s['first_fit_mean_ratio']:>8.2%} {s['days_below_first_fit']:>8} "
-            f"{s['days_milp_unproven']:>8}  {'met' if s['meets_target'] else 'NOT met'}"
+            f"{size:>6} {s['days']:>4} {s['mean_ratio']:>9.2%} {s['min_ratio']:>7.2%} "
+            f"{s['repack_mean_ratio']:>8.2%} {s['repack_min_ratio']:>7.2%} "
+            f"{s['first_fit_mean_ratio']:>8.2%} {s['days_below_first_fit']:>3} "
+            f"{s['repack_days_below_first_fit']:>6} {s['days_milp_unproven']:>8}  "
+            f"{'met' if s['meets_target'] else 'NOT met'} / "
+            f"{'met' if s['repack_meets_target'] else 'NOT met'}"
+        )
+    print(
+        f"\n{'tables':>6} {'repacks':>7} {'placed':>6} {'moves/rp':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'max ms':>7}"
+    )
+    for size, s in summary.items():
+        print(
+            f"{size:>6} {s['repack_calls']:>7} {s['repack_successes']:>6} "
+            f"{s['repack_mean_moves']:>8.2f} {s['repack_p50_ms']:>7.2f} "
+            f"{s['repack_p99_ms']:>7.2f} {s['repack_max_ms']:>7.2f}"
         )
     print(f"wrote {RESULTS_DIR / stem}.json and .png")
     return payload
