@@ -111,7 +111,7 @@ async def test_postgres_outage_turns_health_503_dead_letters_nothing_and_loses_n
                 await asyncio.sleep(0.05)
 
     await h.publish(restaurant(rid, tables=2), create(-1))
-    await h.wait_booking(booking_id(-1), lambda b: b["status"] == "confirmed")
+    await h.wait_booking(booking_id(-1), lambda b: b["status"] == "confirmed", timeout=30)
     expected[booking_id(-1)] = "confirmed"
 
     health = HealthLog(w).start()
