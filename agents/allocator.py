@@ -18,6 +18,7 @@ def register(app: faust.App, rt: Runtime) -> None:
     policy = AllocationPolicy(
         retry_delays_s=rt.settings.retry_delays_s,
         inline_window=timedelta(milliseconds=rt.settings.inline_confirm_window_ms),
+        repack=rt.settings.allocation_repack,
     )
 
     async def handle(requests: list[AllocationRequest]) -> None:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         True, validation_alias=_env("FEATURE_AUTO_ASSIGN_ON_BOOKING")
     )
 
+    # Re-seat confirmed bookings (same times, other tables) when that makes room for a new one.
+    allocation_repack: bool = Field(True, validation_alias=_env("SEATFLOW_ALLOCATION_REPACK"))
+
     # --- tuning (not in the contract; defaults suit the embedded Tansu broker) -------------
     home: Path = Field(DEFAULT_HOME, validation_alias=_env("SEATFLOW_HOME"))
     # Tansu holds JoinGroup open for session_timeout/2 (INFRA.md): short timeouts make a

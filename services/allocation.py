@@ -16,7 +16,7 @@ import asyncpg
 
 from domain import allocation
 from domain.lifecycle import apply_allocation
-from domain.model import BookingState, Decision, StatusReason
+from domain.model import BookingState, Decision, OpsNote, StatusReason
 from models.events import AllocationRequest
 from models.restaurant import RestaurantConfig
 from services import outbox
@@ -29,6 +29,8 @@ from storage import repository as repo
 class AllocationPolicy:
     retry_delays_s: list[float]
     inline_window: timedelta
+    # After "no capacity", try re-seating confirmed bookings (same times, other tables).
+    repack: bool = True
 
 
 @dataclass
@@ -37,6 +39,7 @@ class AllocationResult:
     confirmed: int = 0
     failed: int = 0
     stale: int = 0
+    moved: int = 0  # confirmed bookings re-seated to make room
 
 
 def _local_now(cfg: RestaurantConfig, now: datetime) -> datetime:
@@ -46,19 +49,38 @@ def _local_now(cfg: RestaurantConfig, now: datetime) -> datetime:
 def decide_one(
     cfg: RestaurantConfig,
     state: BookingState,
-    occupied: list[allocation.Occupied],
+    seated: dict[str, allocation.Seated],
     now: datetime,
-) -> tuple[allocation.Plan | allocation.AllocationFailure, allocation.Window | None]:
+    *,
+    repack: bool,
+) -> tuple[allocation.Plan | allocation.AllocationFailure, allocation.Window | None,
+           dict[str, tuple[str, ...]]]:
+    """The allocator's answer for one pending booking: a plan (maybe with re-seated
+    bookings: booking_id -> new tables), or why not."""
     window = allocation.booking_window(
         cfg, state.booking_date, state.start_time, state.requested_end_time, state.party_size
     )
     if isinstance(window, allocation.AllocationFailure):
-        return window, None
+        return window, None, {}
     if window.start <= _local_now(cfg, now):
-        return allocation.AllocationFailure("start_passed", "the booking's start has passed"), None
-    # A pending booking holds no tables, so `occupied` has nothing of its own to leave out.
+        return allocation.AllocationFailure("start_passed", "the booking's start has passed"), None, {}
     layout = allocation.Layout.from_config(cfg)
-    return allocation.allocate(layout, state.party_size, window, occupied), window
+    # A pending booking holds no tables, so nothing of its own needs leaving out.
+    occupied = [
+        allocation.Occupied(t, s.window.start, s.window.blocked_until)
+        for s in seated.values()
+        for t in s.table_ids
+    ]
+    outcome = allocation.allocate(layout, state.party_size, window, occupied)
+    if (
+        repack
+        and isinstance(outcome, allocation.AllocationFailure)
+        and outcome.reason == allocation.NO_CAPACITY
+    ):
+        repacked = allocation.repack(layout, state.party_size, window, list(seated.values()))
+        if isinstance(repacked, allocation.Repack):
+            return repacked.plan, window, repacked.moves
+    return outcome, window, {}
 
 
 async def run_requests(
@@ -106,26 +128,36 @@ async def run_requests(
     if not candidates:
         return result
 
-    occupied = await repo.occupancy(
+    seated = await repo.seated_bookings(
         conn, sorted({(s.restaurant_id, s.booking_date) for s, _ in candidates})
     )
-    by_restaurant: dict[str, list[allocation.Occupied]] = defaultdict(list, occupied)
+    by_restaurant: dict[str, dict[str, allocation.Seated]] = defaultdict(dict, seated)
     items: list[tuple[BookingState | None, Decision]] = []
-    assignments: list[tuple] = []
+    # Where each booking placed (or re-seated) in this batch sits at the end of it.
+    placed: dict[str, str] = {}  # booking_id -> restaurant_id
+    moved_in_db: set[str] = set()
+    extra: list[OutboxRow] = []
     next_attempt: dict[str, datetime] = {}
     for state, reason in candidates:
         cfg = configs[state.restaurant_id]
-        outcome, window = decide_one(cfg, state, by_restaurant[state.restaurant_id], now)
+        day = by_restaurant[state.restaurant_id]
+        outcome, window, moves = decide_one(cfg, state, day, now, repack=policy.repack)
         decision = apply_allocation(
             state, outcome, reason=reason, retry_delays_s=policy.retry_delays_s
         )
         if isinstance(outcome, allocation.Plan) and window is not None:
-            by_restaurant[state.restaurant_id].extend(allocation.plan_occupancy(outcome, window))
-            assignments += [
-                (state.booking_id, state.restaurant_id, state.booking_date, tid, window.start,
-                 window.blocked_until)
-                for tid in outcome.table_ids
-            ]
+            for moved_id, tables in moves.items():
+                before = day[moved_id]
+                day[moved_id] = replace(before, table_ids=tables)
+                if moved_id not in placed:
+                    moved_in_db.add(moved_id)
+                    placed[moved_id] = state.restaurant_id
+                extra.append(_moved_row(state, moved_id, before.table_ids, tables, now))
+            result.moved += len(moves)
+            day[state.booking_id] = allocation.Seated(
+                state.booking_id, state.party_size, window, tuple(outcome.table_ids)
+            )
+            placed[state.booking_id] = state.restaurant_id
             if decision.state is not None:
                 decision.state = replace(decision.state, end_time=window.end.time())
             result.confirmed += 1
@@ -135,11 +167,43 @@ async def run_requests(
             next_attempt[state.booking_id] = now + timedelta(seconds=decision.retry.delay_s)
         items.append((state, decision))
 
-    await repo.assign_tables(conn, assignments)
+    # Re-seated bookings leave their old tables before anyone takes them; the exclusion
+    # constraint checks the final seating row by row.
+    await repo.release_tables(conn, sorted(moved_in_db))
+    await repo.assign_tables(conn, _seating_rows(placed, by_restaurant))
     result.rows = await persist_decisions(
-        conn, items, configs, policy.inline_window, now, next_attempt_at=next_attempt
+        conn, items, configs, policy.inline_window, now, next_attempt_at=next_attempt,
+        extra_rows=extra,
     )
     return result
+
+
+def _seating_rows(
+    placed: dict[str, str], by_restaurant: dict[str, dict[str, allocation.Seated]]
+) -> list[tuple]:
+    """booking_tables rows for every booking placed or re-seated in this batch."""
+    rows = []
+    for booking_id, restaurant_id in sorted(placed.items()):
+        seat = by_restaurant[restaurant_id][booking_id]
+        # A window starts on its booking's date, so that is the row's booking_date.
+        rows += [
+            (booking_id, restaurant_id, seat.window.start.date(), tid, seat.window.start,
+             seat.window.blocked_until)
+            for tid in seat.table_ids
+        ]
+    return rows
+
+
+def _moved_row(
+    cause: BookingState, moved_id: str, before: tuple[str, ...], after: tuple[str, ...],
+    now: datetime,
+) -> OutboxRow:
+    note = OpsNote(
+        "booking.tables_reassigned",
+        "info",
+        {"from": list(before), "to": list(after), "to_seat_booking_id": cause.booking_id},
+    )
+    return outbox.ops_row(note, now, booking_id=moved_id, restaurant_id=cause.restaurant_id)
 
 
 async def claim_due_retries(

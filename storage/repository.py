@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from domain.allocation import Occupied
+from domain.allocation import Seated, Window
 from domain.model import BookingState
 from models.restaurant import RestaurantConfig
 
@@ -201,10 +201,11 @@ async def release_tables(conn: asyncpg.Connection, booking_ids: list[str]) -> No
         )
 
 
-async def occupancy(
+async def seated_bookings(
     conn: asyncpg.Connection, days: list[tuple[str, date]]
-) -> dict[str, list[Occupied]]:
-    """Blocked ranges per restaurant on the given dates and their neighbours (midnight)."""
+) -> dict[str, dict[str, Seated]]:
+    """Confirmed bookings per restaurant on the given dates and their neighbours (midnight),
+    with where they sit: what allocation must avoid, and what re-seating may move."""
     if not days:
         return {}
     rids, dates = [], []
@@ -212,16 +213,23 @@ async def occupancy(
         rids.append(rid)
         dates.append(d)
     rows = await conn.fetch(
-        "SELECT bt.restaurant_id, bt.booking_id, rt.table_id, lower(bt.during) AS s,"
-        " upper(bt.during) AS e FROM booking_tables bt JOIN restaurant_tables rt USING (table_key)"
+        "SELECT bt.restaurant_id, bt.booking_id, bt.booking_date, b.party_size, rt.table_id,"
+        " lower(bt.during) AS s, upper(bt.during) AS e FROM booking_tables bt"
+        " JOIN restaurant_tables rt USING (table_key) JOIN bookings b USING (booking_id)"
         " WHERE (bt.restaurant_id, bt.booking_date) IN"
-        " (SELECT * FROM unnest($1::text[], $2::date[]))",
+        " (SELECT * FROM unnest($1::text[], $2::date[])) ORDER BY bt.booking_id, rt.table_id",
         rids,
         dates,
     )
-    out: dict[str, list[Occupied]] = defaultdict(list)
+    tables: dict[str, list[str]] = defaultdict(list)
+    first: dict[str, asyncpg.Record] = {}
     for r in rows:
-        out[r["restaurant_id"]].append(Occupied(r["table_id"], r["s"], r["e"]))
+        tables[r["booking_id"]].append(r["table_id"])
+        first.setdefault(r["booking_id"], r)
+    out: dict[str, dict[str, Seated]] = defaultdict(dict)
+    for bid, r in first.items():
+        window = Window(start=r["s"], end=r["e"], blocked_until=r["e"])
+        out[r["restaurant_id"]][bid] = Seated(bid, r["party_size"], window, tuple(tables[bid]))
     return out
 
 
