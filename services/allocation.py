@@ -206,17 +206,27 @@ def _moved_row(
     return outbox.ops_row(note, now, booking_id=moved_id, restaurant_id=cause.restaurant_id)
 
 
+# A booking whose allocation request never got decided (dead-lettered, or lost with a
+# broker) would otherwise wait forever; after this long it is asked for again.
+STUCK_QUEUED = timedelta(minutes=5)
+
+
 async def claim_due_retries(
     conn: asyncpg.Connection, *, now: datetime, limit: int = 500
 ) -> list[OutboxRow]:
-    """Turn due retries into allocation requests (in the caller's transaction)."""
+    """Turn due retries (and requests stuck unanswered) into allocation requests, in the
+    caller's transaction. SKIP LOCKED: several workers never claim the same booking."""
     records = await conn.fetch(
-        "UPDATE bookings SET alloc_state = 'queued', next_attempt_at = NULL WHERE booking_id IN ("
-        "  SELECT booking_id FROM bookings WHERE alloc_state = 'retry' AND status = 'pending'"
-        "  AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+        "UPDATE bookings SET alloc_state = 'queued', next_attempt_at = NULL, updated_at = $1"
+        " WHERE booking_id IN ("
+        "  SELECT booking_id FROM bookings WHERE status = 'pending' AND"
+        "  ((alloc_state = 'retry' AND next_attempt_at <= $1)"
+        "   OR (alloc_state = 'queued' AND updated_at < $1 - $3::interval))"
+        "  ORDER BY next_attempt_at NULLS LAST LIMIT $2 FOR UPDATE SKIP LOCKED"
         ") RETURNING booking_id, restaurant_id, pending_ref",
         now,
         limit,
+        STUCK_QUEUED,
     )
     rows = [
         outbox.allocation_row(

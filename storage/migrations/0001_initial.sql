@@ -64,6 +64,7 @@ CREATE TABLE bookings (
 );
 CREATE INDEX bookings_pending_by_date ON bookings (restaurant_id, booking_date) WHERE status = 'pending';
 CREATE INDEX bookings_retry_due ON bookings (next_attempt_at) WHERE alloc_state = 'retry';
+CREATE INDEX bookings_queued ON bookings (updated_at) WHERE alloc_state = 'queued';
 
 -- A table held by a confirmed booking for [start, end + buffer). Two bookings never hold one
 -- table in overlapping windows: the exclusion constraint enforces it across all workers.

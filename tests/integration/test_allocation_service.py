@@ -112,3 +112,19 @@ async def test_the_exclusion_constraint_refuses_a_double_booking(pool: asyncpg.P
                 " FROM restaurant_tables WHERE restaurant_id = 'r-repack' AND table_id = 'a'",
                 date.fromisoformat(DAY),
             )
+
+
+async def test_a_request_that_never_got_an_answer_is_asked_for_again(pool: asyncpg.Pool) -> None:
+    from datetime import UTC, datetime
+
+    from services.allocation import STUCK_QUEUED, claim_due_retries
+
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_restaurant(conn, two_tables(), CHANGES)
+        await apply_changes(conn, [create("lost", "19:00", 2)], CHANGES)  # request never run
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        assert await claim_due_retries(conn, now=now) == []  # still fresh: not re-asked
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await claim_due_retries(conn, now=now + STUCK_QUEUED + timedelta(seconds=1))
+    assert [(r.value["booking_id"], r.value["reason"]) for r in rows] == [("lost", "retry")]
