@@ -77,6 +77,9 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_transient(exc: BaseException) -> bool:
+    # DataError subclasses InterfaceError but means bad input: retrying cannot cure it.
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        return False
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         return True
     # asyncpg wraps some connection losses in PostgresConnectionError subclasses.

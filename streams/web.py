@@ -59,7 +59,12 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     @app.page("/metrics")
     async def metrics(self, request):  # type: ignore[no-untyped-def]
-        return self.bytes(generate_latest(rt.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp wants the charset apart from the content type.
+        content_type = CONTENT_TYPE_LATEST.split(";")[0]  # "text/plain"
+        return self.text(
+            generate_latest(rt.metrics.registry).decode(),
+            content_type=f"{content_type}; version=0.0.4",
+        )
 
     @app.page("/bookings/{booking_id}")
     async def booking(self, request, booking_id):  # type: ignore[no-untyped-def]
