@@ -10,6 +10,7 @@ batch is durably handled or dead-lettered, so a crash mid-batch loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -94,43 +95,48 @@ class BatchGuard(Generic[M]):
 
     async def run(self, sources: Sequence[SourceMessage]) -> None:
         good: list[Decoded[M]] = []
+        poison: list[tuple[SourceMessage, str, BaseException]] = []
         for src in sources:
             self.rt.metrics.consumed.labels(topic=self.name).inc()
             try:
                 good.append(Decoded(src, self.decode(src)))
             except DecodeError as exc:
-                await self.dead_letter(src, "decode", exc)
+                poison.append((src, "decode", exc))
             except SchemaError as exc:
-                await self.dead_letter(src, "validate", exc)
-        if not good:
+                poison.append((src, "validate", exc))
+        if good:
+            with self.rt.metrics.batch_seconds.labels(agent=self.name).time():
+                await self._handle(good, poison)
+        if poison:
+            await self.dead_letter(poison)
+
+    async def _handle(
+        self, items: list[Decoded[M]], poison: list[tuple[SourceMessage, str, BaseException]]
+    ) -> None:
+        """Handle `items` as one batch; on a non-transient failure split it in halves (in
+        order) until the failing message stands alone, and mark only that one poison."""
+        try:
+            await self.rt.until_done(self.name, lambda: self.handle([d.model for d in items]))
             return
-        with self.rt.metrics.batch_seconds.labels(agent=self.name).time():
-            try:
-                await self.rt.until_done(self.name, lambda: self.handle([d.model for d in good]))
+        except Exception as exc:  # noqa: BLE001 - narrowed below
+            if len(items) == 1:
+                poison.append((items[0].source, "process", exc))
                 return
-            except Exception as exc:  # noqa: BLE001 - narrowed below
-                if len(good) == 1:
-                    await self.dead_letter(good[0].source, "process", exc)
-                    return
-                log.warning("%s: batch of %d failed (%r); retrying one by one",
-                            self.name, len(good), exc)
-            for item in good:
-                try:
-                    await self.rt.until_done(self.name, lambda item=item: self.handle([item.model]))
-                except Exception as exc:  # noqa: BLE001 - this one message is poison
-                    await self.dead_letter(item.source, "process", exc)
+            log.warning("%s: batch of %d failed (%r); splitting it", self.name, len(items), exc)
+        half = len(items) // 2
+        await self._handle(items[:half], poison)
+        await self._handle(items[half:], poison)
 
-    async def dead_letter(self, src: SourceMessage, stage: str, exc: BaseException) -> None:
+    async def dead_letter(self, poison: list[tuple[SourceMessage, str, BaseException]]) -> None:
+        """Publish dead letters (original key and bytes, contract headers) and one
+        `dead_letter.published` ops event each; returns once the broker has them all."""
         now = datetime.now(UTC)
-        letter = build_dead_letter(src, stage, exc, now)  # type: ignore[arg-type]
-        log.warning("%s: dead-lettering %s[%d]@%d at stage %s: %s", self.name, src.topic,
-                    src.partition, src.offset, stage, exc)
-        assert self.rt.send is not None
-
-        async def publish() -> None:
-            fut = await self.rt.send(self.rt.topics.dead_letters, letter.key,
-                                     letter.value, letter.headers)
-            await fut
+        letters = []
+        notes: list[OutboxRow] = []
+        for src, stage, exc in poison:
+            log.warning("%s: dead-lettering %s[%d]@%d at stage %s: %s", self.name, src.topic,
+                        src.partition, src.offset, stage, exc)
+            letters.append(build_dead_letter(src, stage, exc, now))  # type: ignore[arg-type]
             note = OpsNote(
                 "dead_letter.published",
                 "warning",
@@ -144,11 +150,21 @@ class BatchGuard(Generic[M]):
                 },
             )
             key = src.key.decode("utf-8", "replace") if src.key is not None else None
-            row: OutboxRow = ops_row(note, now, booking_id=key)
-            await self.rt.publish_rows([row])
+            notes.append(ops_row(note, now, booking_id=key))
+        assert self.rt.send is not None
+
+        async def publish() -> None:
+            futures = [
+                await self.rt.send(self.rt.topics.dead_letters, letter.key, letter.value,
+                                   letter.headers)
+                for letter in letters
+            ]
+            await asyncio.gather(*futures)
+            await self.rt.publish_rows(notes)
 
         await self.rt.until_done(f"{self.name}.dead-letter", publish)
-        self.rt.metrics.dead_letters.labels(topic=self.name, stage=stage).inc()
+        for _, stage, _ in poison:
+            self.rt.metrics.dead_letters.labels(topic=self.name, stage=stage).inc()
 
 
 def guarded_agent(
