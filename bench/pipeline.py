@@ -976,7 +976,8 @@ def flame_chart(stacks: list[tuple[list[str], int]], path: Path, max_depth: int 
         color = palette.get(lib, "#f3a712" if lib.startswith("stdlib") else "#76b041")
         ax.add_patch(plt.Rectangle((x, depth), width, 0.95, color=color, ec="white", lw=0.3))
         if width > 0.025:
-            label = name[: name.rfind(" (")] if " (" in name else name
+            label = (name.split(": ", 1)[-1] if name.startswith("thread (")
+                     else name[: name.rfind(" (")] if " (" in name else name)
             chars = int(width * 230)
             ax.text(x + 0.002, depth + 0.45, label[:chars], fontsize=6, va="center")
     ax.set_xlim(0, 1)
