@@ -1122,6 +1122,9 @@ async def run_benchmark(cfg: BenchConfig, *, quick: bool, out: Path = RESULTS_DI
         runs: list[ThroughputRun] = []
         raw = out / "pipeline_profile.txt"
         raw.unlink(missing_ok=True)
+        if cfg.profile and not PY_SPY_BIN.exists():
+            print(f"  profile skipped: py-spy is not installed ({PY_SPY_BIN})")
+            cfg = replace(cfg, profile=False)
         for i in range(cfg.throughput_runs):
             # py-spy samples the last run (--nonblocking: it never pauses the worker).
             spy_to = raw if cfg.profile and i == cfg.throughput_runs - 1 else None
