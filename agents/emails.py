@@ -16,7 +16,7 @@ from streams.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-async def send_due(rt: Runtime, sender: SmtpSender, *, limit: int = 50) -> int:
+async def send_due(rt: Runtime, sender: SmtpSender, *, limit: int = 200) -> int:
     """One round: finalise and lease due rows, send each, record each. Returns rows handled."""
     pool = await rt.db()
 
@@ -26,13 +26,11 @@ async def send_due(rt: Runtime, sender: SmtpSender, *, limit: int = 50) -> int:
                 conn, now=datetime.now(UTC), suppress=rt.settings.suppress_emails, limit=limit
             )
 
-    jobs, facts = await rt.until_done("email-claim", claim)
-    await rt.until_done("email-publish", lambda: rt.publish_and_forget(facts))
-    for status in ("suppressed", "skipped"):
-        rt.metrics.emails.labels(status=status).inc(
-            sum(1 for f in facts if f.value.get("status") == status)
-        )
-    for job in jobs:
+    claimed = await rt.until_done("email-claim", claim)
+    await rt.until_done("email-publish", lambda: rt.publish_and_forget(claimed.facts))
+    for status, count in claimed.finalised.items():
+        rt.metrics.emails.labels(status=status).inc(count)
+    for job in claimed.jobs:
         outcome, error = "sent", ""
         try:
             msg = render_email(
@@ -61,7 +59,7 @@ async def send_due(rt: Runtime, sender: SmtpSender, *, limit: int = 50) -> int:
         if outcome != "sent":
             log.warning("email %s for %s: %s (%s)", job.kind, job.booking.booking_id, outcome, error)
         await rt.until_done("email-publish", lambda rows=rows: rt.publish_and_forget(rows))
-    return len(jobs) + len(facts)
+    return len(claimed.jobs) + len(claimed.facts)
 
 
 def register(app: faust.App, rt: Runtime) -> None:

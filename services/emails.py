@@ -64,9 +64,16 @@ def _ops(row: asyncpg.Record, event_type: str, now: datetime, severity: str = "i
                           restaurant_id=row["restaurant_id"])
 
 
+@dataclass
+class Claim:
+    jobs: list[EmailJob]  # leased, to send now
+    facts: list[OutboxRow]  # decisions and ops events to publish
+    finalised: dict[str, int]  # rows decided without sending: status -> count
+
+
 async def claim_due(
-    conn: asyncpg.Connection, *, now: datetime, suppress: bool, limit: int = 50
-) -> tuple[list[EmailJob], list[OutboxRow]]:
+    conn: asyncpg.Connection, *, now: datetime, suppress: bool, limit: int = 200
+) -> Claim:
     """Inside the caller's transaction: finalise due rows and lease the ones to send."""
     rows = await conn.fetch(
         "SELECT notification_id, booking_id, restaurant_id, kind, pending_ref, recipient, status,"
@@ -77,7 +84,7 @@ async def claim_due(
         limit,
     )
     if not rows:
-        return [], []
+        return Claim([], [], {})
     facts: list[OutboxRow] = []
     final: list[tuple[str, str, str | None]] = []  # (id, status, reason)
     to_send: list[asyncpg.Record] = []
@@ -116,7 +123,10 @@ async def claim_due(
             now + LEASE,
         )
         jobs = await _jobs(conn, to_send)
-    return jobs, await outbox.insert(conn, facts)
+    finalised: dict[str, int] = {}
+    for _, status, _ in final:
+        finalised[status] = finalised.get(status, 0) + 1
+    return Claim(jobs, await outbox.insert(conn, facts), finalised)
 
 
 async def _jobs(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[EmailJob]:

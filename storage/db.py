@@ -48,9 +48,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (unlock all, CLOSE ALL, UNLISTEN, RESET ALL:
+    a round trip per release, ~3 ms measured under load). asyncpg still rolls back an
+    open transaction; seatflow holds no session state (its advisory locks are xact-scoped)."""
+
+
 async def create_pool(dsn: str, *, size: int = 8) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=30
+        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=30,
+        reset=_keep_session,
     )
     assert pool is not None
     async with pool.acquire() as conn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -31,19 +31,31 @@ def _parse_config(restaurant_id: str, updated_at: datetime, raw: dict) -> Restau
 async def load_restaurants(
     conn: asyncpg.Connection, restaurant_ids: list[str], *, lock: bool = False
 ) -> dict[str, RestaurantConfig]:
+    """Validated configs; the jsonb is fetched and parsed only when its version is new."""
     if not restaurant_ids:
         return {}
     sql = (
-        "SELECT restaurant_id, config, updated_at FROM restaurants "
+        "SELECT restaurant_id, updated_at FROM restaurants "
         "WHERE restaurant_id = ANY($1::text[]) ORDER BY restaurant_id"
     )
     if lock:
         sql += " FOR UPDATE"
-    rows = await conn.fetch(sql, sorted(set(restaurant_ids)))
-    return {
-        r["restaurant_id"]: _parse_config(r["restaurant_id"], r["updated_at"], r["config"])
-        for r in rows
-    }
+    versions = await conn.fetch(sql, sorted(set(restaurant_ids)))
+    missing = [r["restaurant_id"] for r in versions
+               if (r["restaurant_id"], r["updated_at"]) not in _config_cache]
+    if missing:
+        for r in await conn.fetch(
+            "SELECT restaurant_id, config, updated_at FROM restaurants"
+            " WHERE restaurant_id = ANY($1::text[])",
+            missing,
+        ):
+            _parse_config(r["restaurant_id"], r["updated_at"], r["config"])
+    out = {}
+    for r in versions:
+        cfg = _config_cache.get((r["restaurant_id"], r["updated_at"]))
+        if cfg is not None:  # None only if a newer version landed between the two reads
+            out[r["restaurant_id"]] = cfg
+    return out
 
 
 async def upsert_restaurant(conn: asyncpg.Connection, cfg: RestaurantConfig) -> None:
@@ -208,18 +220,20 @@ async def seated_bookings(
     with where they sit: what allocation must avoid, and what re-seating may move."""
     if not days:
         return {}
-    rids, dates = [], []
-    for rid, d in {(r, d + timedelta(days=k)) for r, d in days for k in (-1, 0, 1)}:
-        rids.append(rid)
-        dates.append(d)
+    days = sorted(set(days))
     rows = await conn.fetch(
         "SELECT bt.restaurant_id, bt.booking_id, bt.booking_date, b.party_size, rt.table_id,"
-        " lower(bt.during) AS s, upper(bt.during) AS e FROM booking_tables bt"
-        " JOIN restaurant_tables rt USING (table_key) JOIN bookings b USING (booking_id)"
-        " WHERE (bt.restaurant_id, bt.booking_date) IN"
-        " (SELECT * FROM unnest($1::text[], $2::date[])) ORDER BY bt.booking_id, rt.table_id",
-        rids,
-        dates,
+        " lower(bt.during) AS s, upper(bt.during) AS e"
+        " FROM unnest($1::text[], $2::date[]) AS d(r, day)"
+        " JOIN booking_tables bt ON bt.restaurant_id = d.r"
+        "  AND bt.booking_date BETWEEN d.day - 1 AND d.day + 1"
+        # Only what can touch a window starting that day: neighbours crossing midnight.
+        "  AND bt.during && tsrange(d.day::timestamp, (d.day + 2)::timestamp)"
+        " JOIN restaurant_tables rt ON rt.table_key = bt.table_key"
+        " JOIN bookings b ON b.booking_id = bt.booking_id"
+        " ORDER BY bt.booking_id, rt.table_id",
+        [r for r, _ in days],
+        [d for _, d in days],
     )
     tables: dict[str, list[str]] = defaultdict(list)
     first: dict[str, asyncpg.Record] = {}

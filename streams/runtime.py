@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -70,13 +71,16 @@ class Runtime:
                     self.pool = await db.create_pool(dsn, size=self.settings.db_pool_size)
         return self.pool
 
-    def topic_for(self, logical: Logical) -> str:
-        return {
+    def __post_init__(self) -> None:
+        self._topic_names = {
             Logical.BOOKING_STATUS: self.topics.booking_status,
             Logical.NOTIFICATIONS: self.topics.notifications,
             Logical.OPS_EVENTS: self.topics.ops_events,
             Logical.ALLOCATION_REQUESTS: self.topics.allocation_requests,
-        }[logical]
+        }
+
+    def topic_for(self, logical: Logical) -> str:
+        return self._topic_names[logical]
 
     async def publish_rows(self, rows: Sequence[OutboxRow]) -> None:
         """Publish and wait until the broker has every record (in order per key)."""
@@ -84,12 +88,14 @@ class Runtime:
             return
         assert self.send is not None, "publisher not started"
         futures = []
+        per_topic: collections.Counter[Logical] = collections.Counter()
         for row in rows:
-            topic = self.topic_for(row.topic)
             key = row.key.encode() if row.key is not None else None
-            futures.append(await self.send(topic, key, row.payload, None))
-            self.metrics.published.labels(topic=row.topic.value).inc()
+            futures.append(await self.send(self._topic_names[row.topic], key, row.payload, None))
+            per_topic[row.topic] += 1
         await asyncio.gather(*futures)
+        for logical, count in per_topic.items():
+            self.metrics.published.labels(topic=logical.value).inc(count)
 
     async def publish_and_forget(self, rows: Sequence[OutboxRow]) -> None:
         """Publish rows a transaction committed, then delete them from the outbox."""
