@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     )
     # Faust hard-codes 1500 ms; a shorter wait keeps each hop's latency low (faust_tuning).
     consumer_fetch_max_wait_ms: int = Field(
-        50, ge=1, validation_alias=_env("SEATFLOW_CONSUMER_FETCH_MAX_WAIT_MS")
+        20, ge=1, validation_alias=_env("SEATFLOW_CONSUMER_FETCH_MAX_WAIT_MS")
     )
     batch_size: int = Field(500, ge=1, validation_alias=_env("SEATFLOW_BATCH_SIZE"))
     batch_within_s: float = Field(0.02, gt=0, validation_alias=_env("SEATFLOW_BATCH_WITHIN_S"))

@@ -60,6 +60,7 @@ class Runtime:
     # Agents waiting out a transient error; /health is 503 while any is.
     degraded: dict[str, str] = field(default_factory=dict)
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _cleanup: set[asyncio.Task] = field(default_factory=set)
 
     async def db(self) -> asyncpg.Pool:
         if self.pool is None:
@@ -98,14 +99,23 @@ class Runtime:
             self.metrics.published.labels(topic=logical.value).inc(count)
 
     async def publish_and_forget(self, rows: Sequence[OutboxRow]) -> None:
-        """Publish rows a transaction committed, then delete them from the outbox."""
+        """Publish rows a transaction committed, then delete them from the outbox.
+
+        The delete runs in the background, off the agent's critical path: if it never
+        happens (a crash), the relay republishes the rows and consumers dedupe by id."""
         if not rows:
             return
         await self.publish_rows(rows)
-        pool = await self.db()
-        await pool.execute(
-            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows if r.id]
-        )
+        task = asyncio.create_task(self._forget([r.id for r in rows if r.id is not None]))
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+
+    async def _forget(self, ids: list[int]) -> None:
+        try:
+            pool = await self.db()
+            await pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        except Exception as exc:  # noqa: BLE001 - the relay publishes leftovers again
+            log.warning("outbox cleanup of %d rows failed: %r", len(ids), exc)
 
     async def until_done(self, where: str, op: Callable[[], Awaitable[T]]) -> T:
         """Run `op` until it succeeds, backing off on transient infrastructure errors.
