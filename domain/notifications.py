@@ -17,18 +17,13 @@ Uniqueness per (booking, kind, pending_ref) is enforced where the intents are st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from domain.model import BookingState, NotificationIntent, StatusChange
+from models.events import NotificationKind
 
 PENDING_KINDS = ("request_received", "modification_pending")
-ALL_KINDS = (
-    "request_received",
-    "confirmed",
-    "modification_pending",
-    "modification_confirmed",
-    "cancelled",
-    "allocation_failed",
-)
+ALL_KINDS: tuple[str, ...] = get_args(NotificationKind)
 
 
 @dataclass(frozen=True)

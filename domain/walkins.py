@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 SYNTHETIC_DOMAIN = "system.local"
 _NOT_SLUG = re.compile(r"[^a-z0-9]")
@@ -16,7 +17,12 @@ def walkin_slug(idempotency_key: str | None, booking_id: str) -> str:
 
 
 def is_synthetic(address: str | None) -> bool:
-    return bool(address) and address.strip().lower().endswith("@" + SYNTHETIC_DOMAIN)
+    """True for a `@system.local` address, bare or as "Name <addr>": never mailed."""
+    if not address:
+        return False
+    _, addr_spec = parseaddr(address)
+    candidate = (addr_spec or address).strip().rstrip(".").lower()
+    return candidate.endswith("@" + SYNTHETIC_DOMAIN)
 
 
 def _blank(value: str | None) -> bool:

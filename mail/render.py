@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from domain.walkins import is_synthetic
 from models.events import derived_id
 
 SUBJECTS: dict[str, str] = {
@@ -34,7 +35,6 @@ SUBJECTS: dict[str, str] = {
 CALENDAR_KINDS = frozenset({"confirmed", "modification_confirmed"})
 
 MESSAGE_ID_DOMAIN = "seatflow"
-SYNTHETIC_DOMAIN = "system.local"
 _ICS_PRODID = "-//seatflow//booking emails//EN"
 # SEQUENCE for a modified event must exceed the one calendars already hold; the episodes'
 # pending_refs are not ordered, so count minutes since this epoch instead.
@@ -68,13 +68,8 @@ class EmailRestaurant:
     address: str | None = None
 
 
-def is_synthetic_address(addr: str | None) -> bool:
-    """True for a `@system.local` address (CONTRACT §4: never mailed)."""
-    if not addr:
-        return False
-    _, addr_spec = parseaddr(addr)
-    candidate = (addr_spec or addr).strip().rstrip(".").lower()
-    return candidate.endswith("@" + SYNTHETIC_DOMAIN)
+# One rule for "never mail this address" (CONTRACT §4), shared with the walk-in logic.
+is_synthetic_address = is_synthetic
 
 
 def message_id_for(booking_id: str, kind: str, pending_ref: str | None) -> str:
