@@ -71,11 +71,18 @@ def _pipeline_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _quality_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [
-        (f"allocation quality: {size} tables, mean/optimum", f"{s['mean_ratio']:.1%}",
-         "met" if s.get("meets_target") else "NOT met")
-        for size, s in r.get("summary", {}).items()
-    ]
+    """The service re-seats by default (SEATFLOW_ALLOCATION_REPACK), so that is the headline;
+    the greedy-only ratio stays beside it for comparison."""
+    rows = []
+    for size, s in r.get("summary", {}).items():
+        ratio = s.get("repack_mean_ratio", s["mean_ratio"])
+        met = s.get("repack_meets_target", s.get("meets_target"))
+        rows.append((
+            f"allocation quality: {size} tables, mean/optimum (greedy only {s['mean_ratio']:.1%})",
+            f"{ratio:.1%}",
+            "met" if met else "NOT met",
+        ))
+    return rows
 
 
 def _cost_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
