@@ -2,13 +2,15 @@
 
 Choreography: one topic with 8 partitions, two Faust workers in one group
 (tests/integration/rebalance_worker.py), a producer sending numbered events at a steady
-rate, SIGKILL one worker mid-stream, start a replacement, then check that every produced
-number was recorded by some worker. See docs/faust-rebalance.md for cause and numbers.
+rate, SIGKILL one worker mid-stream, start a replacement (or not), then check that every
+produced number came out. In relay mode (the shape INFRA.md measured) the workers relay
+each event with ``await out_topic.send`` and the check reads the output topic with a plain
+aiokafka consumer; in record mode the workers append to files. See docs/faust-rebalance.md.
 
 The fixed variant always runs. The unfixed variant demonstrates the faust defect; it is
 opt-in (``SEATFLOW_CHAOS_UNFIXED=1``) because it is slow and its loss is probabilistic.
 Measure rates by hand with ``python tests/integration/test_rebalance_loss.py --runs 6
-[--no-fix]``.
+--relay [--no-fix] [--no-replacement] [--log-commits]``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ChoreographyResult:
     recorded: set[int]
     committed: dict[int, int]  # partition -> committed offset of the group at the end
     lost_offsets: dict[int, list[int]] = field(default_factory=dict)  # partition -> offsets
+    delivered: int = 0  # records seen on the output topic, duplicates included (relay mode)
 
     @property
     def missing(self) -> list[int]:
@@ -116,6 +119,46 @@ def start_worker(
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
+def has_started(path: Path) -> bool:
+    """A worker writes its first line (a record, or ``ready`` in relay mode) at its first event."""
+    return path.exists() and path.stat().st_size > 0
+
+
+class OutputTopicReader:
+    """Reads the relay's output topic with a plain aiokafka consumer (no group).
+
+    Assigned to every partition from the beginning; ``poll`` adds what fetch returns. No
+    ListOffsets: Tansu's "latest" answer is off (INFRA.md), fetch is the truth.
+    """
+
+    def __init__(self, broker: str, topic: str) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        self.numbers: set[int] = set()
+        self.received = 0
+        self._partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.assign(self._partitions)
+        for tp in self._partitions:
+            self._consumer.seek(tp, 0)
+
+    async def poll(self) -> set[int]:
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
+        for records in batches.values():
+            for record in records:
+                self.received += 1
+                self.numbers.add(int(record.value))
+        return self.numbers
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
 def read_records(path: Path) -> list[int]:
     """The numbers a worker recorded (lines are ``partition offset number``)."""
     if not path.exists():
@@ -189,8 +232,18 @@ async def run_choreography(
     replacement: bool = True,
     broker: str | None = None,
     survivor_args: tuple[str, ...] = (),
+    relay: bool = False,
+    kill_after: float = 1.0,
+    worker_args: tuple[str, ...] = (),
+    victim: int = 1,
 ) -> ChoreographyResult:
-    """Two workers, SIGKILL one mid-stream, optionally start a replacement; collect records."""
+    """Two workers, SIGKILL one mid-stream, optionally start a replacement; collect records.
+
+    ``relay``: the workers relay to ``<topic>-out`` and the check reads that topic;
+    otherwise it reads the numbers the workers append to their files. ``victim``: which of
+    the two workers is killed (0 started first, so it is usually the group leader);
+    ``survivor_args`` go to the other one.
+    """
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if broker is None:
@@ -198,40 +251,61 @@ async def run_choreography(
         topic, group = f"rebalance-{os.getpid()}-{time.monotonic_ns()}", "rebalance-loss"
         group = f"{group}-{time.monotonic_ns()}"
         await create_topic(broker, topic)
+        mode_args = ("--relay", *worker_args) if relay else worker_args
+        output: OutputTopicReader | None = None
+        if relay:
+            await create_topic(broker, f"{topic}-out")
+            output = OutputTopicReader(broker, f"{topic}-out")
+            await output.start()
         outs = [workdir / f"w{i}.txt" for i in range(3)]
         log = workdir / "workers.log"
-        procs = [
-            start_worker(
-                broker, topic, group, outs[0], fixed=fixed, log=log, extra_args=survivor_args
-            ),
-            start_worker(broker, topic, group, outs[1], fixed=fixed, log=log),
-        ]
+
+        def start(out: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+            return start_worker(
+                broker, topic, group, out, fixed=fixed, log=log, extra_args=mode_args + extra
+            )
+
+        async def recorded_so_far() -> set[int]:
+            if output is not None:
+                return await output.poll()
+            return {number for out in outs for number in read_records(out)}
+
+        survivor = 1 - victim
+        procs = [start(outs[i], survivor_args if i == survivor else ()) for i in (0, 1)]
         try:
             producer = asyncio.create_task(produce(broker, topic, count, rate))
             # Kill only once both workers are consuming (each owns partitions).
             deadline = time.monotonic() + 30
-            while not (read_records(outs[0]) and read_records(outs[1])):
+            while not (has_started(outs[0]) and has_started(outs[1])):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"workers did not both start; see {log}")
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)
-            procs[1].send_signal(signal.SIGKILL)
-            procs[1].wait()
+            await asyncio.sleep(kill_after)
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait()
+            with log.open("a") as note:
+                note.write(f"{time.time():.3f} HARNESS SIGKILL pid {procs[victim].pid}\n")
             if replacement:
                 await asyncio.sleep(2.0)
-                procs.append(start_worker(broker, topic, group, outs[2], fixed=fixed, log=log))
+                procs.append(start(outs[2]))
+            while not producer.done():
+                await recorded_so_far()  # keep the output reader near the head
+                await asyncio.sleep(0.05)
             placed = await producer
             # Catch up: stop when complete, or when nothing new arrives for a while.
             seen_count, quiet_since = -1, time.monotonic()
             while time.monotonic() - quiet_since < 10:
-                recorded = {number for out in outs for number in read_records(out)}
+                recorded = await recorded_so_far()
                 if len(recorded) >= count:
                     break
                 if len(recorded) != seen_count:
                     seen_count, quiet_since = len(recorded), time.monotonic()
                 await asyncio.sleep(0.25)
-            await asyncio.sleep(1.5)  # let the survivors commit what they processed
+            await asyncio.sleep(3.5 if relay else 1.5)  # let the survivors commit
+            recorded = set(await recorded_so_far())
         finally:
+            if output is not None:
+                await output.stop()
             for proc in procs:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
@@ -242,8 +316,12 @@ async def run_choreography(
                     proc.kill()
                     proc.wait()
         committed = await committed_offsets(broker, topic, group)
-    recorded = {number for out in outs for number in read_records(out)}
-    result = ChoreographyResult(produced=count, recorded=recorded, committed=committed)
+    result = ChoreographyResult(
+        produced=count,
+        recorded=recorded,
+        committed=committed,
+        delivered=output.received if output is not None else len(recorded),
+    )
     for number in result.missing:
         partition, offset = placed[number]
         result.lost_offsets.setdefault(partition, []).append(offset)
@@ -251,7 +329,8 @@ async def run_choreography(
 
 
 async def test_no_event_lost_when_a_peer_is_killed(tmp_path: Path, stack: Any) -> None:
-    result = await run_choreography(tmp_path, fixed=True, broker=stack.kafka_bootstrap)
+    """The INFRA.md shape: a relay agent (``await topic.send`` per event), Faust defaults."""
+    result = await run_choreography(tmp_path, fixed=True, relay=True, broker=stack.kafka_bootstrap)
     assert not result.missing, (
         f"{len(result.missing)} events lost with the fix "
         f"({result.lost_past_commit} behind a committed offset): {result.lost_offsets}"
@@ -265,6 +344,7 @@ async def test_harness_detects_lost_events(tmp_path: Path, stack: Any) -> None:
         fixed=True,
         count=1200,
         replacement=False,
+        relay=True,
         broker=stack.kafka_bootstrap,
         survivor_args=("--lose-every", "97"),
     )
@@ -281,7 +361,11 @@ async def test_unfixed_faust_loses_events(tmp_path: Path, stack: Any) -> None:
     losses = []
     for attempt in range(attempts):
         result = await run_choreography(
-            tmp_path / f"run{attempt}", fixed=False, broker=stack.kafka_bootstrap
+            tmp_path / f"run{attempt}",
+            fixed=False,
+            relay=True,
+            replacement=bool(attempt % 2),
+            broker=stack.kafka_bootstrap,
         )
         losses.append(len(result.missing))
         if result.missing:
@@ -296,8 +380,13 @@ def _cli() -> None:
     parser.add_argument("--no-replacement", action="store_true")
     parser.add_argument("--count", type=int, default=2400)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--relay", action="store_true", help="relay agent, check the out topic")
+    parser.add_argument("--kill-after", type=float, default=1.0, help="s after both started")
+    parser.add_argument("--log-commits", action="store_true", help="worker logs commits etc.")
+    parser.add_argument("--victim", type=int, choices=(0, 1), default=1, help="0: the leader")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rebalance-loss"))
     args = parser.parse_args()
+    worker_args = ("--log-commits",) if args.log_commits else ()
     for run in range(args.runs):
         started = time.monotonic()
         result = asyncio.run(
@@ -307,11 +396,16 @@ def _cli() -> None:
                 count=args.count,
                 rate=args.rate,
                 replacement=not args.no_replacement,
+                relay=args.relay,
+                kill_after=args.kill_after,
+                worker_args=worker_args,
+                victim=args.victim,
             )
         )
         print(
             f"run {run}: fixed={not args.no_fix} produced={result.produced} "
             f"missing={len(result.missing)} lost_past_commit={result.lost_past_commit} "
+            f"delivered={result.delivered} "
             f"lost={result.lost_offsets} committed={result.committed} "
             f"({time.monotonic() - started:.1f}s)",
             flush=True,
