@@ -30,7 +30,7 @@ class AllocationPolicy:
     retry_delays_s: list[float]
     inline_window: timedelta
     # After "no capacity", try re-seating confirmed bookings (same times, other tables).
-    repack: bool = True
+    repack: bool = False
 
 
 @dataclass
