@@ -25,6 +25,7 @@ def _awaiting_seek(consumer: Any) -> set[Any]:
 def apply() -> None:
     """Patch ``faust.transport.consumer.Consumer`` (idempotent)."""
     from faust.transport.consumer import Consumer
+    from mode.utils.futures import notify
 
     if getattr(Consumer, _APPLIED_FLAG, False):
         return
@@ -40,14 +41,19 @@ def apply() -> None:
     # suspended -- i.e. an event fetched before the rebalance that the agent never
     # processed. That ack lands in Consumer._acked (consumer.py L825-853) and lets
     # _new_offset (L1097-1151) commit past it and past every unprocessed event before it.
-    # An ack from an older generation says nothing about the new one: drop it. The event
-    # is re-read from the committed offset after the post-rebalance seek.
+    # An ack from an older generation says nothing about the new one: drop it. The same
+    # for any ack of a tp awaiting its post-rebalance seek: a flow-control skip there still
+    # carries the current generation (it only changes at the assignment) and, with the
+    # committed offset popped, would otherwise be committed after the seek. Dropping is safe:
+    # the seek re-reads everything from the committed offset anyway.
     @functools.wraps(original_ack)
     def ack(self: Any, message: Any) -> bool:
         generation = getattr(message, "generation_id", None)
-        if generation is not None and generation != self.app.consumer_generation_id:
+        stale = generation is not None and generation != self.app.consumer_generation_id
+        if stale or message.tp in _awaiting_seek(self):
             message.acked = True
             self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)  # wake wait_empty() as the original ack does
             return False
         return original_ack(self, message)
 

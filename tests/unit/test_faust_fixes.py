@@ -21,6 +21,7 @@ the originals back, so the order in which tests run does not matter.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -257,3 +258,49 @@ async def test_nothing_is_committed_between_revocation_and_seek() -> None:
     assert consumer.broker_committed[KEPT] == 104
     assert commits_past_unprocessed(consumer, {KEPT: 101}) == []
 
+
+
+# Mechanism 1, second trigger: Stream._py_aiter also skips (and acks) an event that arrives
+# while flow control is suspended. App._on_partitions_revoked suspends flow control *after*
+# Consumer.on_partitions_revoked has popped the offsets, and the generation only changes at
+# the assignment, so such an ack carries the current generation and lands in _acked with no
+# committed offset to check it against. After the seek (committed offset 100 again) it is the
+# head of _acked and gets committed, although the agent never saw event 100.
+
+async def flow_control_skip_scenario(cls: type[BrokerlessConsumer]) -> BrokerlessConsumer:
+    app, consumer = await new_consumer(cls, {KEPT: 100, MOVED: 50})
+    delivered = fetched(KEPT, 100, generation=1)
+    app.on_rebalance_start()
+    await consumer.on_partitions_revoked(consumer.assignment())
+    skip(consumer, delivered)  # flow control suspended: skipped, acked
+    app.consumer_generation_id = 2
+    consumer.current_assignment = {KEPT}
+    await consumer.on_partitions_assigned({KEPT}, 2)
+    await consumer.perform_seek()
+    await consumer.commit()
+    return consumer
+
+
+async def test_flow_control_skip_in_the_revocation_commits_it_without_the_patch() -> None:
+    consumer = await flow_control_skip_scenario(consumer_class(WITHOUT_ACK_PATCH))
+    assert commits_past_unprocessed(consumer, {KEPT: 100}) == [(KEPT, 101, [100])]
+
+
+async def test_flow_control_skip_in_the_revocation_is_not_committed() -> None:
+    consumer = await flow_control_skip_scenario(consumer_class(PATCHED))
+    assert consumer.commits == []
+    process(consumer, fetched(KEPT, 100, generation=2))  # read again after the seek
+    await consumer.commit()
+    assert consumer.broker_committed[KEPT] == 101
+    assert commits_past_unprocessed(consumer, {KEPT: 100}) == []
+
+
+async def test_a_dropped_ack_wakes_wait_empty() -> None:
+    # Consumer.wait_empty() sleeps on _waiting_for_ack between commits; the original ack
+    # wakes it. A dropped ack must too, or every rebalance waits out the 1 s timeout.
+    app, consumer = await new_consumer(consumer_class(PATCHED), {KEPT: 100, MOVED: 50})
+    app.on_rebalance_start()
+    await consumer.on_partitions_revoked(consumer.assignment())
+    waiting = consumer._waiting_for_ack = asyncio.get_running_loop().create_future()
+    skip(consumer, fetched(KEPT, 100, generation=1))
+    assert waiting.done()
