@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import faust
 
 from models.events import BookingChange
@@ -12,8 +14,6 @@ from streams.runtime import Runtime
 
 
 def change_policy(rt: Runtime) -> ChangePolicy:
-    from datetime import timedelta
-
     s = rt.settings
     return ChangePolicy(
         auto_assign=s.feature_auto_assign_on_booking,

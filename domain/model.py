@@ -103,7 +103,3 @@ class Decision:
     retry: RetrySchedule | None = None
     capacity_released: list[tuple[str, date]] = field(default_factory=list)
     ops: list[OpsNote] = field(default_factory=list)
-
-    @property
-    def changes_state(self) -> bool:
-        return self.state is not None

@@ -15,6 +15,7 @@ import asyncpg
 from domain import allocation
 from domain.lifecycle import apply_change
 from domain.model import BookingState, Decision, OpsNote
+from domain.notifications import PENDING_KINDS
 from domain.walkins import ResolvedContact, resolve_contact
 from models.events import BookingChange, NotificationRecord
 from models.restaurant import RestaurantConfig
@@ -138,10 +139,10 @@ async def persist_decisions(
         # Inside the inline window a confirmation (or cancellation) replaces the pending email.
         await conn.execute(
             "UPDATE notifications SET status = 'cancelled' WHERE booking_id = ANY($1::text[])"
-            " AND status = 'held' AND kind IN ('request_received', 'modification_pending')"
-            " AND due_at > $2",
+            " AND status = 'held' AND kind = ANY($3::text[]) AND due_at > $2",
             cancel_held,
             now,
+            list(PENDING_KINDS),
         )
     return await outbox.insert(conn, rows)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from seatflow.settings import Settings
+from services import outbox
 from services.outbox import Logical, OutboxRow
 from storage import db
 from streams.topics import TopicNames
@@ -112,8 +112,7 @@ class Runtime:
 
     async def _forget(self, ids: list[int]) -> None:
         try:
-            pool = await self.db()
-            await pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+            await outbox.delete(await self.db(), ids)
         except Exception as exc:  # noqa: BLE001 - the relay publishes leftovers again
             log.warning("outbox cleanup of %d rows failed: %r", len(ids), exc)
 
@@ -180,6 +179,3 @@ def _is_transient_kafka(exc: BaseException) -> bool:
         return True
     return isinstance(exc, KafkaError) and getattr(exc, "retriable", False)
 
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000
