@@ -33,7 +33,8 @@ def register(app: faust.App, rt: Runtime) -> None:
     guarded_agent(
         app,
         topic,
-        BatchGuard(rt, "allocation-requests", AllocationRequest, handle),
+        BatchGuard(rt, "allocation-requests", AllocationRequest, handle,
+                   key_field="restaurant_id"),
         batch_size=rt.settings.batch_size,
         within_s=rt.settings.batch_within_s,
     )

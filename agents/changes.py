@@ -35,7 +35,7 @@ def register(app: faust.App, rt: Runtime) -> None:
     guarded_agent(
         app,
         topic,
-        BatchGuard(rt, "booking-changes", BookingChange, handle),
+        BatchGuard(rt, "booking-changes", BookingChange, handle, key_field="booking_id"),
         batch_size=rt.settings.batch_size,
         within_s=rt.settings.batch_within_s,
     )

@@ -1,4 +1,5 @@
-"""Timers every worker runs: due allocation retries, and the outbox relay for crash leftovers."""
+"""Timers every worker runs: due allocation retries, the outbox relay for crash leftovers,
+and the relay of dead letters the topic refused."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import faust
 
 from services import outbox
 from services.allocation import claim_due_retries
-from streams.runtime import Runtime
+from storage import repository as repo
+from streams.deadletter import DeadLetter, fit_dead_letter
+from streams.guard import backlog_delay_s
+from streams.runtime import Runtime, is_transient_kafka
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,41 @@ async def relay_stale_outbox(rt: Runtime) -> int:
     return len(rows)
 
 
+async def relay_dead_letter_backlog(rt: Runtime, *, limit: int = 50) -> int:
+    """Try again to publish dead letters the topic refused (a broker-side limit that was
+    raised, a topic that was fixed). Those that still do not fit stay, with a backoff."""
+    pool = await rt.db()
+    published = 0
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await repo.due_backlogged_dead_letters(conn, limit=limit)
+        done: list[int] = []
+        for row in rows:
+            letter = DeadLetter(row["original_key"], row["original_value"],
+                                list(zip(row["header_names"], row["header_values"], strict=True)))
+            fitted = fit_dead_letter(letter, rt.settings.kafka_max_request_bytes)
+            error = "still does not fit in one record (key and headers too large)"
+            if fitted is not None:
+                assert rt.send is not None
+                try:
+                    await (await rt.send(rt.topics.dead_letters, fitted.key, fitted.value,
+                                         fitted.headers))
+                    done.append(row["id"])
+                    continue
+                except Exception as exc:
+                    if is_transient_kafka(exc):
+                        raise
+                    error = f"{type(exc).__name__}: {exc}"
+            await repo.postpone_backlogged_dead_letter(
+                conn, row["id"], error, backlog_delay_s(row["attempts"] + 1)
+            )
+        await repo.forget_backlogged_dead_letters(conn, done)
+        published = len(done)
+        rt.metrics.dead_letter_backlog.set(await repo.count_backlogged_dead_letters(conn))
+    if published:
+        log.info("published %d backlogged dead letters", published)
+    return published
+
+
 def register(app: faust.App, rt: Runtime) -> None:
     @app.timer(rt.settings.timer_interval_s)
     async def allocation_retries() -> None:
@@ -43,6 +82,13 @@ def register(app: faust.App, rt: Runtime) -> None:
             await rt.until_done("allocation-retries", lambda: enqueue_due_retries(rt))
         except Exception:  # noqa: BLE001 - a timer must not take the worker down
             log.exception("allocation retry round failed")
+
+    @app.timer(5.0)
+    async def dead_letter_relay() -> None:
+        try:
+            await rt.until_done("dead-letter-relay", lambda: relay_dead_letter_backlog(rt))
+        except Exception:  # noqa: BLE001
+            log.exception("dead-letter relay round failed")
 
     @app.timer(1.0)
     async def outbox_relay() -> None:

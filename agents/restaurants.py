@@ -27,7 +27,7 @@ def register(app: faust.App, rt: Runtime) -> None:
     guarded_agent(
         app,
         topic,
-        BatchGuard(rt, "restaurants", RestaurantConfig, handle),
+        BatchGuard(rt, "restaurants", RestaurantConfig, handle, key_field="restaurant_id"),
         batch_size=100,
         within_s=rt.settings.batch_within_s,
     )

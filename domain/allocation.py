@@ -43,7 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from models.restaurant import RestaurantConfig
+from models.restaurant import RestaurantConfig, Service
 
 PARTY_TOO_LARGE = "party_too_large"
 PARTY_TOO_SMALL = "party_too_small"
@@ -269,9 +269,10 @@ def booking_window(
 ) -> Window | AllocationFailure:
     """The time a booking holds its tables, in local naive datetimes.
 
-    End is ``end`` when given (an end at or before the start means it runs past midnight;
-    an end equal to the start is rejected), else start + ``turn_for(party)``. With services
-    configured the start must fall in one (the first, in config order, that holds it);
+    End is ``end`` when given (an end before the start means it runs past midnight; an end
+    equal to the start is rejected), else start + ``turn_for(party)``. With services
+    configured the start must fall in one (the first, in config order, that holds it; a
+    service past midnight holds early-morning starts, on the date they start);
     ``allow_overrun: false`` clamps the end at the service end.
     """
     if party < 1:
@@ -295,8 +296,7 @@ def booking_window(
 
     service_start = service_end = None
     if service is not None:
-        service_start = datetime.combine(booking_date, service.start)
-        service_end = datetime.combine(booking_date, service.end)
+        service_start, service_end = _service_span(service, booking_date, start)
         if not service.allow_overrun and end_at > service_end:
             end_at = service_end
     return Window(
@@ -307,6 +307,54 @@ def booking_window(
         service_start=service_start,
         service_end=service_end,
     )
+
+
+def _service_span(service: Service, booking_date: date, start: time) -> tuple[datetime, datetime]:
+    """When the service holding a booking that starts at `start` on `booking_date` begins
+    and ends. A service past midnight that holds an early-morning start began the evening
+    before (a booking belongs to the date it starts on, its service may not)."""
+    begins = datetime.combine(booking_date, service.start)
+    ends = datetime.combine(booking_date, service.end)
+    if service.past_midnight:
+        if start >= service.start:
+            ends += timedelta(days=1)
+        else:
+            begins -= timedelta(days=1)
+    return begins, ends
+
+
+def effective_end(
+    cfg: RestaurantConfig, booking_date: date, start: time, end: time | None, party: int
+) -> time:
+    """The end a booking is stored with: its window's end (turn minutes, service clamp),
+    or, when no window can be formed (outside service hours), the requested end or the
+    turn. The allocator reports why such a booking cannot be seated."""
+    window = booking_window(cfg, booking_date, start, end, party)
+    if isinstance(window, Window):
+        return window.end.time()
+    if end is not None:
+        return end
+    return (datetime.combine(booking_date, start) + timedelta(minutes=cfg.turn_for(party))).time()
+
+
+def released_days(
+    cfg: RestaurantConfig, booking_date: date, start: time, end: time | None, party: int
+) -> tuple[date, ...]:
+    """The dates whose pending bookings may fit once this booking's tables are free: its
+    own; the next, when its window runs past midnight; the previous, when it starts in the
+    early hours (a late booking of the evening before may reach into it)."""
+    window = booking_window(cfg, booking_date, start, end, party)
+    days = [booking_date]
+    if isinstance(window, Window):
+        if window.start.hour < EARLY_HOURS_END and booking_date > date.min:
+            days.insert(0, booking_date - timedelta(days=1))
+        if booking_date < date.max and window.blocked_until.date() > booking_date:
+            days.append(booking_date + timedelta(days=1))
+    return tuple(days)
+
+
+# Bookings starting before this hour may share their tables with the previous date's late ones.
+EARLY_HOURS_END = 6
 
 
 def plan_occupancy(plan: Plan, window: Window) -> tuple[Occupied, ...]:

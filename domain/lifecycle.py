@@ -9,9 +9,8 @@ Each returns a `Decision` the agents persist and publish in one transaction.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import time
 
-from domain.allocation import AllocationFailure, Plan
+from domain.allocation import AllocationFailure, Plan, effective_end, released_days
 from domain.model import (
     AllocationAsk,
     BookingState,
@@ -24,6 +23,7 @@ from domain.model import (
 from domain.notifications import decide_notifications
 from domain.walkins import ResolvedContact
 from models.events import BookingChange, derived_id
+from models.restaurant import RestaurantConfig
 
 # A change to any of these sends the booking back through the allocator (CONTRACT §4).
 REALIGN_FIELDS = ("restaurant_id", "booking_date", "start_time", "requested_end_time", "party_size")
@@ -52,6 +52,9 @@ def realignment_fields(stored: BookingState, incoming: BookingState) -> list[str
 def _with_status(
     decision: Decision, prev: BookingState | None, new: BookingState, change: StatusChange
 ) -> Decision:
+    """Record a transition; it is the booking's next version (CONTRACT rev. 2 §5)."""
+    new = replace(new, version=new.version + 1)
+    change = replace(change, booking_version=new.version)
     plan = decide_notifications(prev, new, change)
     decision.state = new
     decision.status_changes.append(change)
@@ -63,8 +66,8 @@ def _with_status(
 def state_from_change(
     change: BookingChange,
     contact: ResolvedContact,
+    cfg: RestaurantConfig,
     *,
-    effective_end: time | None,
     base: BookingState | None = None,
 ) -> BookingState:
     """The booking as the change describes it; lifecycle fields are kept from `base`."""
@@ -75,7 +78,7 @@ def state_from_change(
         booking_date=b.booking_date,
         start_time=b.start_time,
         requested_end_time=b.end_time,
-        end_time=effective_end,
+        end_time=effective_end(cfg, b.booking_date, b.start_time, b.end_time, b.party_size),
         party_size=b.party_size,
         customer_name=b.customer_name,
         customer_email=contact.notify_email,
@@ -98,15 +101,28 @@ def state_from_change(
     )
 
 
+def _release(decision: Decision, stored: BookingState, cfg: RestaurantConfig) -> None:
+    """The booking gives up the tables it holds: free them, and retry who may now fit."""
+    decision.release_tables = True
+    for day in released_days(cfg, stored.booking_date, stored.start_time,
+                             stored.requested_end_time, stored.party_size):
+        decision.capacity_released.append((stored.restaurant_id, day))
+
+
 def apply_change(
     stored: BookingState | None,
     change: BookingChange,
     contact: ResolvedContact | None,
     *,
-    effective_end: time | None,
+    cfg: RestaurantConfig,
     auto_assign: bool,
+    stored_cfg: RestaurantConfig | None = None,
 ) -> Decision:
+    """`cfg` is the configuration of the restaurant the change names (turns, services and
+    buffer give the booking's end); `stored_cfg` that of the restaurant the stored booking
+    holds tables in, when the edit moves it elsewhere (which dates its release frees)."""
     decision = Decision()
+    held_cfg = stored_cfg or cfg
     booking_id = change.booking.booking_id
 
     if change.type == "booking.cancelled":
@@ -117,11 +133,9 @@ def apply_change(
             return decision
         if stored.status == "cancelled":
             return decision
-        held_tables = stored.status == "confirmed" and bool(stored.table_ids)
         new = replace(stored, status="cancelled", alloc_state="done", table_ids=())
-        decision.release_tables = held_tables
-        if held_tables:
-            decision.capacity_released.append((stored.restaurant_id, stored.booking_date))
+        if stored.status == "confirmed" and stored.table_ids:
+            _release(decision, stored, held_cfg)
         return _with_status(
             decision,
             stored,
@@ -141,7 +155,7 @@ def apply_change(
     if stored is None:
         ref = new_pending_ref(booking_id, change.event_id)
         new = replace(
-            state_from_change(change, contact, effective_end=effective_end),
+            state_from_change(change, contact, cfg),
             pending_ref=ref,
             alloc_state="queued" if auto_assign else "idle",
         )
@@ -154,7 +168,7 @@ def apply_change(
             StatusChange("booking.pending", "pending", ref, "created", change.event_id),
         )
 
-    incoming = state_from_change(change, contact, effective_end=effective_end, base=stored)
+    incoming = state_from_change(change, contact, cfg, base=stored)
     changed = realignment_fields(stored, incoming)
     if not changed:
         if any(getattr(stored, f) != getattr(incoming, f) for f in DETAIL_FIELDS):
@@ -163,7 +177,6 @@ def apply_change(
         return decision
 
     ref = new_pending_ref(booking_id, change.event_id)
-    held_tables = stored.status == "confirmed" and bool(stored.table_ids)
     new = replace(
         incoming,
         status="pending",
@@ -176,9 +189,8 @@ def apply_change(
         attempts=0,
         last_failure=None,
     )
-    decision.release_tables = held_tables
-    if held_tables:
-        decision.capacity_released.append((stored.restaurant_id, stored.booking_date))
+    if stored.status == "confirmed" and stored.table_ids:
+        _release(decision, stored, held_cfg)
     # Modifications always re-enter the allocator, whatever FEATURE_AUTO_ASSIGN_ON_BOOKING says.
     decision.allocation = AllocationAsk("modification", ref)
     decision.ops.append(

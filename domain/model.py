@@ -1,6 +1,6 @@
 """Plain domain data: a booking's stored state and the effects a decision asks for.
 
-Nothing here does I/O; the agents persist a `Decision` and publish what it lists.
+Nothing here does I/O; the service layer persists a `Decision` and publishes what it lists.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Literal
 
-Status = Literal["pending", "confirmed", "cancelled"]
+from models.events import Status, StatusReason, StatusType
+
 EpisodeKind = Literal["created", "modification"]
 AllocState = Literal["idle", "queued", "retry", "exhausted", "done"]
-StatusReason = Literal["created", "modification", "retry", "capacity_released"]
 Audience = Literal["guest", "restaurant"]
 
 
@@ -42,15 +42,15 @@ class BookingState:
     attempts: int = 0
     table_ids: tuple[str, ...] = ()
     last_failure: str | None = None
+    # Status events decided for this booking so far (the last one's booking_version).
+    version: int = 0
 
 
 @dataclass(frozen=True)
 class StatusChange:
     """One transition, published on booking-status."""
 
-    type: Literal[
-        "booking.pending", "booking.confirmed", "booking.cancelled", "booking.allocation_failed"
-    ]
+    type: StatusType
     status: Status
     pending_ref: str | None
     reason: StatusReason | None
@@ -58,6 +58,7 @@ class StatusChange:
     variant: Literal["standard", "modified"] | None = None
     table_ids: tuple[str, ...] | None = None
     failure_reason: str | None = None
+    booking_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class AllocationAsk:
 
     reason: StatusReason
     pending_ref: str
+    attempt: int = 1  # which attempt of the episode this asks for (its identity)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""Contact details for ops walk-ins (CONTRACT §4 "Ops walk-ins")."""
+"""Contact details of a booking: ops walk-ins' fallbacks, and what an edit keeps.
+
+Walk-ins (`source: "ops"`) with no email notify the restaurant's contact address, else a
+synthetic `walkin+<slug>@system.local` that is never mailed; a blank phone becomes
+`000-<slug>`. An edit never erases contact details: a blank email or phone in a
+`booking.updated` keeps the stored value, whatever its source.
+"""
 
 from __future__ import annotations
 
@@ -47,17 +53,25 @@ def resolve_contact(
     idempotency_key: str | None,
     booking_id: str,
     restaurant_contact_email: str | None,
+    kept_email: str | None = None,
+    kept_phone: str | None = None,
 ) -> ResolvedContact:
-    email = None if _blank(customer_email) else customer_email.strip()
-    phone = None if _blank(customer_phone) else customer_phone.strip()
+    """`kept_email` / `kept_phone`: what the stored booking holds, for an edit (None for a
+    new booking); a blank value in the change keeps them. Only an address the change
+    itself gives names the guest (`identity_email`); a kept one leaves the customer record
+    as it is."""
+    given_email = None if _blank(customer_email) else customer_email.strip()
+    given_phone = None if _blank(customer_phone) else customer_phone.strip()
+    email = given_email if given_email is not None else kept_email
+    phone = given_phone if given_phone is not None else kept_phone
     if source != "ops":
         # Guest-provided details are never replaced.
-        return ResolvedContact(email, phone, email, synthetic=False)
+        return ResolvedContact(email, phone, given_email, synthetic=False)
     slug = walkin_slug(idempotency_key, booking_id)
     if phone is None:
         phone = f"000-{slug}"
     if email is not None:
-        return ResolvedContact(email, phone, email, synthetic=False)
+        return ResolvedContact(email, phone, given_email, synthetic=False)
     synthetic_email = f"walkin+{slug}@{SYNTHETIC_DOMAIN}"
     restaurant_email = None if _blank(restaurant_contact_email) else restaurant_contact_email
     notify = restaurant_email.strip() if restaurant_email else synthetic_email

@@ -6,7 +6,7 @@ import re
 from datetime import date, time
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -38,6 +38,23 @@ HHMM = Annotated[
 ISODate = Annotated[
     date, BeforeValidator(_parse_date), PlainSerializer(lambda d: d.isoformat(), return_type=str)
 ]
+
+
+def _storable(value: str) -> str:
+    """Text PostgreSQL can store: no NUL character, no lone UTF-16 surrogate (JSON allows
+    both as escapes; text and jsonb columns refuse them, so they are refused here, at
+    validation, naming the field, instead of failing later at stage `process`)."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from exc
+    return value
+
+
+# Every text field of the input schemas.
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 def format_error(exc: Exception) -> str:

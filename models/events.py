@@ -13,12 +13,16 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.common import HHMM, ISODate
+from models.common import HHMM, ISODate, Text
 
 SCHEMA_VERSION = 1
 ChangeType = Literal["booking.created", "booking.updated", "booking.cancelled"]
 StatusType = Literal[
-    "booking.pending", "booking.confirmed", "booking.cancelled", "booking.allocation_failed"
+    "booking.pending",
+    "booking.confirmed",
+    "booking.cancelled",
+    "booking.allocation_failed",
+    "booking.tables_changed",
 ]
 Status = Literal["pending", "confirmed", "cancelled"]
 StatusReason = Literal["created", "modification", "retry", "capacity_released"]
@@ -63,29 +67,29 @@ class BookingPayload(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    booking_id: str = Field(min_length=1, max_length=200)
-    restaurant_id: str = Field(min_length=1, max_length=200)
+    booking_id: Text = Field(min_length=1, max_length=200)
+    restaurant_id: Text = Field(min_length=1, max_length=200)
     booking_date: ISODate | None = None
     start_time: HHMM | None = None
     end_time: HHMM | None = None
     party_size: int | None = Field(None, ge=1, le=1000)
-    customer_name: str | None = Field(None, max_length=500)
-    customer_email: str | None = Field(None, max_length=320)
-    customer_phone: str | None = Field(None, max_length=100)
-    seating_preference: str | None = Field(None, max_length=100)
-    notes: str | None = Field(None, max_length=5000)
+    customer_name: Text | None = Field(None, max_length=500)
+    customer_email: Text | None = Field(None, max_length=320)
+    customer_phone: Text | None = Field(None, max_length=100)
+    seating_preference: Text | None = Field(None, max_length=100)
+    notes: Text | None = Field(None, max_length=5000)
 
 
 class BookingChange(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_version: Literal[1]
-    event_id: str = Field(min_length=1, max_length=200)
+    event_id: Text = Field(min_length=1, max_length=200)
     type: ChangeType
     occurred_at: datetime
     source: Literal["guest", "ops"]
-    channel: str | None = Field(None, max_length=100)
-    idempotency_key: str | None = Field(None, max_length=200)
+    channel: Text | None = Field(None, max_length=100)
+    idempotency_key: Text | None = Field(None, max_length=200)
     booking: BookingPayload
 
     @model_validator(mode="after")
@@ -101,8 +105,10 @@ class BookingChange(BaseModel):
             raise ValueError(
                 f"{self.type} needs booking fields: " + ", ".join(f"booking.{m}" for m in missing)
             )
-        if self.booking.end_time is not None and self.booking.end_time <= self.booking.start_time:
-            raise ValueError("booking.end_time must be after booking.start_time")
+        # An end earlier than the start ends on the next day (a booking past midnight);
+        # an end equal to the start has no length.
+        if self.booking.end_time is not None and self.booking.end_time == self.booking.start_time:
+            raise ValueError("booking.end_time must differ from booking.start_time")
         return self
 
     @property
@@ -133,10 +139,20 @@ class BookingStatusEvent(BaseModel):
     variant: Literal["standard", "modified"] | None = None
     table_ids: list[str] | None = None
     caused_by: str | None = None
+    # Grows with every status event decided for the booking: a consumer that sees an older
+    # version after a newer one (a republish after a crash) drops it.
+    booking_version: int
     failure_reason: str | None = None
 
     @staticmethod
-    def make_id(booking_id: str, type_: str, pending_ref: str | None) -> str:
+    def make_id(
+        booking_id: str, type_: str, pending_ref: str | None, version: int | None = None
+    ) -> str:
+        """Derived from booking, transition and pending_ref, so a republish keeps it.
+        `booking.tables_changed` can happen several times per episode: its version tells
+        the moves apart."""
+        if type_ == "booking.tables_changed":
+            return derived_id("status", booking_id, type_, pending_ref, version)
         return derived_id("status", booking_id, type_, pending_ref)
 
 
@@ -175,13 +191,28 @@ class OpsEvent(BaseModel):
 
 
 class AllocationRequest(BaseModel):
-    """Ask the allocator to try one booking episode, or every pending booking of a date."""
+    """Ask the allocator to try one booking episode, or every pending booking of a date.
+
+    `request_id` is the request's identity: derived from (booking, pending_ref, attempt)
+    or, for a capacity sweep, from the transition that released the capacity. The
+    allocator records it in the transaction that acts on it, so a redelivered, replayed or
+    republished request is recognised and changes nothing (it spends no retry)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    restaurant_id: str
+    restaurant_id: Text
     reason: StatusReason
-    booking_id: str | None = None
-    pending_ref: str | None = None
+    booking_id: Text | None = None
+    pending_ref: Text | None = None
+    attempt: int | None = Field(None, ge=1)
     booking_date: ISODate | None = None
+    request_id: Text | None = None
     requested_at: datetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def attempt_id(booking_id: str, pending_ref: str | None, attempt: int) -> str:
+        return derived_id("allocation-attempt", booking_id, pending_ref, attempt)
+
+    @staticmethod
+    def sweep_id(restaurant_id: str, day: date, cause: str) -> str:
+        return derived_id("allocation-sweep", restaurant_id, day.isoformat(), cause)

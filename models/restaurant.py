@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.common import HHMM
+from models.common import HHMM, Text
 
 DEFAULT_TURN_MINUTES: dict[int, int] = {2: 60, 4: 75, 6: 85, 8: 90}
 
@@ -16,9 +16,9 @@ DEFAULT_TURN_MINUTES: dict[int, int] = {2: 60, 4: 75, 6: 85, 8: 90}
 class Table(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    table_id: str = Field(min_length=1)
-    number: str = ""
-    zone: str = Field("main", min_length=1)
+    table_id: Text = Field(min_length=1)
+    number: Text = ""
+    zone: Text = Field("main", min_length=1)
     capacity: int = Field(gt=0)
     min_party: int = Field(1, ge=1)
     max_party: int | None = Field(None, ge=1)
@@ -41,32 +41,40 @@ class Table(BaseModel):
 class Service(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    name: str = Field(min_length=1)
+    name: Text = Field(min_length=1)
     start: HHMM
-    end: HHMM
+    end: HHMM  # earlier than start: the service runs past midnight (a bar's 18:00-02:00)
     allow_overrun: bool = False
 
     @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.end <= self.start:
-            raise ValueError(f"service {self.name!r}: end must be after start")
+    def _has_length(self) -> Self:
+        if self.end == self.start:
+            raise ValueError(f"service {self.name!r}: end must differ from start")
         return self
 
+    @property
+    def past_midnight(self) -> bool:
+        return self.end < self.start
+
     def contains(self, t: time) -> bool:
+        """Whether a booking starting at local time `t` falls in this service (on the
+        service's first day before midnight, or on the next day's early hours)."""
+        if self.past_midnight:
+            return t >= self.start or t < self.end
         return self.start <= t < self.end
 
 
 class RestaurantConfig(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    restaurant_id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    slug: str = Field(min_length=1)
-    timezone: str = "UTC"
-    contact_email: str | None = None
-    contact_phone: str | None = None
+    restaurant_id: Text = Field(min_length=1)
+    name: Text = Field(min_length=1)
+    slug: Text = Field(min_length=1)
+    timezone: Text = "UTC"
+    contact_email: Text | None = None
+    contact_phone: Text | None = None
     tables: list[Table] = Field(min_length=1)
-    adjacency: list[tuple[str, str]] = Field(default_factory=list)
+    adjacency: list[tuple[Text, Text]] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
     turn_minutes: dict[int, int] | None = None
     buffer_after_minutes: int = Field(5, ge=0)

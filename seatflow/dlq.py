@@ -86,6 +86,7 @@ async def tail_async(
         return _fail(err, DlqError(f"--limit must be at least 1, got {limit}"))
     topic = TopicNames(settings.topic_prefix).dead_letters
     printer = _Printer(out, as_json)
+    await report_backlog(settings, out, err, as_json=as_json)
     try:
         async with _dead_letter_reader(settings) as reader:
             partitions = await reader.partitions(topic)
@@ -124,6 +125,54 @@ async def tail_async(
                     printer.row(parse_dead_letter(record))
     except DlqError as exc:
         return _fail(err, exc)
+
+
+async def report_backlog(settings: Settings, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    """List dead letters the topic refused (they wait in PostgreSQL, `dead_letter_backlog`,
+    for the worker's relay). Only when a database is configured or the embedded one runs;
+    an unreachable database is a note, not a failure of `tail`."""
+    import asyncpg
+
+    from storage import repository as repo
+
+    url = settings.database_url
+    if not url and (settings.embedded_pgdata / "postmaster.pid").exists():
+        from seatflow.embedded import database_url
+
+        url = database_url(settings)
+    if not url:
+        return 0
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(url), 5)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        print(f"note: cannot read refused dead letters from PostgreSQL ({type(exc).__name__})",
+              file=err)
+        return 0
+    try:
+        rows = await repo.backlogged_dead_letters(conn)
+    except asyncpg.UndefinedTableError:
+        rows = []  # a database no worker has migrated yet
+    finally:
+        await conn.close()
+    if rows:
+        print(f"{len(rows)} dead letter(s) the topic refused wait in PostgreSQL"
+              " (table dead_letter_backlog; the worker retries them):", file=err)
+    for row in rows:
+        where = f"{row['original_topic']}[{row['original_partition']}]@{row['original_offset']}"
+        key = row["original_key"]
+        size = 0 if row["original_value"] is None else len(row["original_value"])
+        if as_json:
+            print(json.dumps({
+                "dead_letter": f"backlog:{row['id']}", "backlog": True, "stage": row["stage"],
+                "original": where, "key_size": 0 if key is None else len(key),
+                "value_size": size, "publish_error": row["publish_error"],
+                "attempts": row["attempts"], "since": row["created_at"].isoformat(),
+            }), file=out, flush=True)
+        else:
+            print(f"  backlog:{row['id']}  stage {row['stage']}  {where}  key "
+                  f"{0 if key is None else len(key)} bytes  value {size} bytes  refused: "
+                  f"{row['publish_error']}", file=err)
+    return len(rows)
 
 
 # --- replay --------------------------------------------------------------------------------

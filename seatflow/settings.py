@@ -88,6 +88,23 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, validation_alias=_env("SEATFLOW_BATCH_SIZE"))
     batch_within_s: float = Field(0.02, gt=0, validation_alias=_env("SEATFLOW_BATCH_WITHIN_S"))
     db_pool_size: int = Field(8, ge=1, validation_alias=_env("SEATFLOW_DB_POOL_SIZE"))
+    # Parallel SMTP connections per worker. Each sends one leased message at a time, so a
+    # worker killed mid-send can repeat at most this many messages (one per connection).
+    smtp_connections: int = Field(4, ge=1, le=64,
+                                  validation_alias=_env("SEATFLOW_SMTP_CONNECTIONS"))
+    # How long a claim on one email holds; a send is abandoned after half of it, so a
+    # lease never expires under a live sender.
+    email_lease_s: float = Field(60.0, ge=2.0, validation_alias=_env("SEATFLOW_EMAIL_LEASE_S"))
+    # The largest record a worker produces (Kafka's max.request.size). Dead letters are cut
+    # to fit it; keep it at or below the brokers' message.max.bytes.
+    kafka_max_request_bytes: int = Field(
+        1_000_000, ge=10_000, validation_alias=_env("SEATFLOW_KAFKA_MAX_REQUEST_BYTES")
+    )
+    # Input messages larger than this are dead-lettered (stage decode) without being parsed:
+    # a valid booking change is a few kilobytes.
+    max_input_bytes: int = Field(
+        1_000_000, ge=1_000, validation_alias=_env("SEATFLOW_MAX_INPUT_BYTES")
+    )
     timer_interval_s: float = Field(0.25, gt=0, validation_alias=_env("SEATFLOW_TIMER_INTERVAL_S"))
 
     @field_validator("auto_assign_retry_delays_ms", mode="before")

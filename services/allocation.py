@@ -16,11 +16,11 @@ import asyncpg
 
 from domain import allocation
 from domain.lifecycle import apply_allocation
-from domain.model import BookingState, Decision, OpsNote, StatusReason
+from domain.model import BookingState, OpsNote, StatusReason
 from models.events import AllocationRequest
 from models.restaurant import RestaurantConfig
 from services import outbox
-from services.changes import persist_decisions
+from services.changes import Decided, persist_decisions
 from services.outbox import OutboxRow
 from storage import repository as repo
 
@@ -39,6 +39,7 @@ class AllocationResult:
     confirmed: int = 0
     failed: int = 0
     stale: int = 0
+    duplicates: int = 0  # requests acted on before (redelivered, replayed, republished)
     moved: int = 0  # confirmed bookings re-seated to make room
 
 
@@ -94,13 +95,28 @@ async def run_requests(
     now = now or datetime.now(UTC)
     result = AllocationResult()
     configs = await repo.load_restaurants(conn, [r.restaurant_id for r in requests], lock=True)
+    # A request acted on before is no new attempt: it neither spends a retry nor moves the
+    # schedule (CONTRACT rev. 2 §4). Its id is recorded in this transaction.
+    identified = {r.request_id: r.restaurant_id for r in requests
+                  if r.request_id is not None and r.restaurant_id in configs}
+    claimed = await repo.claim_allocation_requests(conn, sorted(identified.items()))
+    seen: set[str] = set()
+    fresh: list[AllocationRequest] = []
+    for req in requests:
+        if req.request_id is not None and req.restaurant_id in configs:
+            if req.request_id not in claimed or req.request_id in seen:
+                result.duplicates += 1
+                continue
+            seen.add(req.request_id)
+        fresh.append(req)
 
     # The reason each booking is tried for: its own request, else the capacity sweep.
     reason_of: dict[str, StatusReason] = {}
     ref_of: dict[str, str | None] = {}
+    attempt_of: dict[str, int | None] = {}
     order: list[str] = []
     sweeps: list[tuple[str, date]] = []
-    for req in requests:
+    for req in fresh:
         if req.restaurant_id not in configs:
             result.stale += 1
             continue
@@ -109,6 +125,7 @@ async def run_requests(
                 order.append(req.booking_id)
             reason_of[req.booking_id] = req.reason
             ref_of[req.booking_id] = req.pending_ref
+            attempt_of[req.booking_id] = req.attempt
         elif req.booking_date is not None:
             sweeps.append((req.restaurant_id, req.booking_date))
     states = await repo.lock_pending_for_allocation(conn, order, sorted(set(sweeps)))
@@ -123,6 +140,10 @@ async def run_requests(
         if state is None or state.pending_ref != ref_of[bid]:
             result.stale += 1  # cancelled, confirmed, or superseded by a newer episode
             continue
+        attempt = attempt_of[bid]
+        if attempt is not None and attempt <= state.attempts:
+            result.duplicates += 1  # that attempt was made (its id may have been pruned)
+            continue
         candidates.append((state, reason_of[bid]))
     candidates += [(s, "capacity_released") for s in swept]
     if not candidates:
@@ -132,7 +153,7 @@ async def run_requests(
         conn, sorted({(s.restaurant_id, s.booking_date) for s, _ in candidates})
     )
     by_restaurant: dict[str, dict[str, allocation.Seated]] = defaultdict(dict, seated)
-    items: list[tuple[BookingState | None, Decision]] = []
+    items: list[Decided] = []
     # Where each booking placed (or re-seated) in this batch sits at the end of it.
     placed: dict[str, str] = {}  # booking_id -> restaurant_id
     moved_in_db: set[str] = set()
@@ -165,7 +186,7 @@ async def run_requests(
             result.failed += 1
         if decision.retry is not None:
             next_attempt[state.booking_id] = now + timedelta(seconds=decision.retry.delay_s)
-        items.append((state, decision))
+        items.append(Decided(state.booking_id, state.restaurant_id, state, decision))
 
     # Re-seated bookings leave their old tables before anyone takes them; the exclusion
     # constraint checks the final seating row by row.
@@ -223,14 +244,17 @@ async def claim_due_retries(
         "  ((alloc_state = 'retry' AND next_attempt_at <= $1)"
         "   OR (alloc_state = 'queued' AND updated_at < $1 - $3::interval))"
         "  ORDER BY next_attempt_at NULLS LAST LIMIT $2 FOR UPDATE SKIP LOCKED"
-        ") RETURNING booking_id, restaurant_id, pending_ref",
+        ") RETURNING booking_id, restaurant_id, pending_ref, attempts",
         now,
         limit,
         STUCK_QUEUED,
     )
+    # The next attempt of the episode: the same id as a lost request for it (a stuck one
+    # asked again), so whichever arrives second is recognised.
     rows = [
         outbox.allocation_row(
-            r["restaurant_id"], "retry", now, booking_id=r["booking_id"], pending_ref=r["pending_ref"]
+            r["restaurant_id"], "retry", now, booking_id=r["booking_id"],
+            pending_ref=r["pending_ref"], attempt=r["attempts"] + 1,
         )
         for r in records
     ]

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from domain import allocation
 from domain.lifecycle import apply_change
 from domain.model import BookingState, Decision, OpsNote
 from domain.notifications import PENDING_KINDS
@@ -40,16 +39,15 @@ class BatchResult:
     parked: int = 0
 
 
-def effective_end(cfg: RestaurantConfig, change: BookingChange) -> time | None:
-    b = change.booking
-    assert b.booking_date and b.start_time and b.party_size
-    window = allocation.booking_window(cfg, b.booking_date, b.start_time, b.end_time, b.party_size)
-    if isinstance(window, allocation.Window):
-        return window.end.time()
-    if b.end_time is not None:
-        return b.end_time
-    start = datetime.combine(b.booking_date, b.start_time)
-    return (start + timedelta(minutes=cfg.turn_for(b.party_size))).time()
+@dataclass(frozen=True)
+class Decided:
+    """A decision, the booking state it was taken on (None: not stored yet), and the
+    booking it concerns (named even when nothing is stored, for its ops notes)."""
+
+    booking_id: str
+    restaurant_id: str
+    before: BookingState | None
+    decision: Decision
 
 
 def _recipient(intent_audience: str, state: BookingState, cfg: RestaurantConfig | None) -> str | None:
@@ -60,7 +58,7 @@ def _recipient(intent_audience: str, state: BookingState, cfg: RestaurantConfig 
 
 async def persist_decisions(
     conn: asyncpg.Connection,
-    items: list[tuple[BookingState | None, Decision]],
+    items: list[Decided],
     configs: dict[str, RestaurantConfig],
     policy_window: timedelta,
     now: datetime,
@@ -71,7 +69,6 @@ async def persist_decisions(
 ) -> list[OutboxRow]:
     """Write what a list of decisions asks for; returns the committed-to-be outbox rows.
 
-    `items` pairs each decision with the state it was taken on (None for a new booking).
     Several decisions may concern one booking; the last state wins.
     """
     final: dict[str, BookingState] = {}
@@ -79,8 +76,14 @@ async def persist_decisions(
     cancel_held: list[str] = []
     notifications: list[tuple] = []
     rows: list[OutboxRow] = list(extra_rows or [])
-    for before, d in items:
-        state = d.state or before
+    for item in items:
+        d = item.decision
+        for note in d.ops:
+            rows.append(
+                outbox.ops_row(note, now, booking_id=item.booking_id,
+                               restaurant_id=item.restaurant_id)
+            )
+        state = d.state or item.before
         if state is None:
             continue
         if d.state is not None:
@@ -105,11 +108,6 @@ async def persist_decisions(
                     due,
                 )
             )
-        for note in d.ops:
-            rows.append(
-                outbox.ops_row(note, now, booking_id=state.booking_id,
-                               restaurant_id=state.restaurant_id)
-            )
         if d.allocation is not None:
             rows.append(
                 outbox.allocation_row(
@@ -118,10 +116,16 @@ async def persist_decisions(
                     now,
                     booking_id=state.booking_id,
                     pending_ref=d.allocation.pending_ref,
+                    attempt=d.allocation.attempt,
                 )
             )
         for rid, day in d.capacity_released:
-            rows.append(outbox.allocation_row(rid, "capacity_released", now, booking_date=day))
+            # The releasing transition (booking, version) names the sweep: a republished
+            # sweep is recognised by the allocator.
+            rows.append(outbox.allocation_row(
+                rid, "capacity_released", now, booking_date=day,
+                cause=f"{state.booking_id}@{state.version}",
+            ))
 
     await repo.release_tables(conn, release)
     await repo.save_bookings(
@@ -136,12 +140,14 @@ async def persist_decisions(
             *[list(col) for col in zip(*notifications, strict=True)],
         )
     if cancel_held:
-        # Inside the inline window a confirmation (or cancellation) replaces the pending email.
+        # A confirmation or cancellation drops every pending email not yet handed to the
+        # mail server: inside the inline window, and after it (a backlog, an SMTP outage).
+        # The sender claims rows FOR UPDATE, so a row it holds is `sending` by then.
         await conn.execute(
-            "UPDATE notifications SET status = 'cancelled' WHERE booking_id = ANY($1::text[])"
-            " AND status = 'held' AND kind = ANY($3::text[]) AND due_at > $2",
+            "UPDATE notifications SET status = 'cancelled', reason = 'superseded'"
+            " WHERE booking_id = ANY($1::text[]) AND status IN ('held', 'due')"
+            " AND kind = ANY($2::text[])",
             cancel_held,
-            now,
             list(PENDING_KINDS),
         )
     return await outbox.insert(conn, rows)
@@ -161,6 +167,9 @@ def _contact(
         idempotency_key=key,
         booking_id=b.booking_id,
         restaurant_contact_email=cfg.contact_email,
+        # An edit never erases contact details: blanks keep what is stored.
+        kept_email=stored.customer_email if stored is not None else None,
+        kept_phone=stored.customer_phone if stored is not None else None,
     )
 
 
@@ -195,9 +204,12 @@ async def apply_changes(
 
     restaurant_ids = sorted({c.booking.restaurant_id for c in fresh})
     await repo.lock_restaurants_shared(conn, restaurant_ids)
-    configs = await repo.load_restaurants(conn, restaurant_ids)
     booking_ids = sorted({c.booking.booking_id for c in fresh})
     states: dict[str, BookingState | None] = dict(await repo.lock_bookings(conn, booking_ids))
+    # Also the restaurants stored bookings hold tables in (an edit may move one elsewhere).
+    configs = await repo.load_restaurants(
+        conn, sorted({*restaurant_ids, *(s.restaurant_id for s in states.values() if s)})
+    )
     waiting = await repo.bookings_with_parked(conn, booking_ids)
 
     # Idempotent submissions: the first booking to claim (restaurant, key) owns it.
@@ -212,7 +224,7 @@ async def apply_changes(
     ]
     owners = await repo.claim_submissions(conn, claims)
 
-    items: list[tuple[BookingState | None, Decision]] = []
+    items: list[Decided] = []
     parked: list[tuple] = []
     customers: list[tuple[str, str, str | None, str | None, bool]] = []
     customer_of: dict[str, tuple[str, str]] = {}
@@ -245,9 +257,9 @@ async def apply_changes(
                 )
                 continue
         contact = _contact(change, cfg, stored) if change.type != "booking.cancelled" else None
-        end = effective_end(cfg, change) if change.type != "booking.cancelled" else None
         decision = apply_change(
-            stored, change, contact, effective_end=end, auto_assign=policy.auto_assign
+            stored, change, contact, cfg=cfg, auto_assign=policy.auto_assign,
+            stored_cfg=configs.get(stored.restaurant_id) if stored is not None else None,
         )
         if decision.state is not None:
             states[b.booking_id] = decision.state
@@ -255,7 +267,7 @@ async def apply_changes(
                 key = (b.restaurant_id, contact.identity_email)
                 customers.append((*key, b.customer_name, contact.phone, contact.synthetic))
                 customer_of[b.booking_id] = key
-        items.append((stored, decision))
+        items.append(Decided(b.booking_id, b.restaurant_id, stored, decision))
         result.applied += 1
 
     if parked:

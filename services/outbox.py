@@ -46,7 +46,9 @@ def _row(topic: Logical, key: str | None, model: BaseModel) -> OutboxRow:
 
 def status_row(state: BookingState, change: StatusChange, now: datetime) -> OutboxRow:
     event = BookingStatusEvent(
-        event_id=BookingStatusEvent.make_id(state.booking_id, change.type, change.pending_ref),
+        event_id=BookingStatusEvent.make_id(
+            state.booking_id, change.type, change.pending_ref, change.booking_version
+        ),
         type=change.type,
         occurred_at=now,
         booking_id=state.booking_id,
@@ -57,6 +59,7 @@ def status_row(state: BookingState, change: StatusChange, now: datetime) -> Outb
         variant=change.variant,
         table_ids=list(change.table_ids) if change.table_ids is not None else None,
         caused_by=change.caused_by,
+        booking_version=change.booking_version,
         failure_reason=change.failure_reason,
     )
     return _row(Logical.BOOKING_STATUS, state.booking_id, event)
@@ -87,14 +90,26 @@ def allocation_row(
     *,
     booking_id: str | None = None,
     pending_ref: str | None = None,
+    attempt: int | None = None,
     booking_date: date | None = None,
+    cause: str | None = None,
 ) -> OutboxRow:
+    """A request for one booking's `attempt` of its episode, or (`booking_date` and the
+    `cause` that released capacity) a sweep of the date's pending bookings."""
+    if booking_id is not None:
+        assert attempt is not None, "a booking's request names its attempt"
+        request_id = AllocationRequest.attempt_id(booking_id, pending_ref, attempt)
+    else:
+        assert booking_date is not None and cause is not None, "a sweep names date and cause"
+        request_id = AllocationRequest.sweep_id(restaurant_id, booking_date, cause)
     request = AllocationRequest(
         restaurant_id=restaurant_id,
         reason=reason,
         booking_id=booking_id,
         pending_ref=pending_ref,
+        attempt=attempt,
         booking_date=booking_date,
+        request_id=request_id,
         requested_at=now,
     )
     return _row(Logical.ALLOCATION_REQUESTS, restaurant_id, request)

@@ -104,7 +104,7 @@ _BOOKING_COLUMNS = (
     "booking_id, restaurant_id, status, pending_ref, episode_kind, episode_caused_by,"
     " booking_date, start_time, requested_end_time, end_time, party_size, customer_name,"
     " customer_email, customer_phone, seating_preference, notes, source, channel,"
-    " idempotency_key, ever_confirmed, alloc_state, attempts, last_failure"
+    " idempotency_key, ever_confirmed, alloc_state, attempts, last_failure, version"
 )
 
 
@@ -167,7 +167,7 @@ _BOOKING_TYPES = {
     "party_size": "int4", "customer_name": "text", "customer_email": "text",
     "customer_phone": "text", "seating_preference": "text", "notes": "text", "source": "text",
     "channel": "text", "idempotency_key": "text", "ever_confirmed": "bool",
-    "alloc_state": "text", "attempts": "int4", "last_failure": "text",
+    "alloc_state": "text", "attempts": "int4", "last_failure": "text", "version": "int4",
     "next_attempt_at": "timestamptz", "customer_id": "int8",
 }
 _SAVE_COLUMNS = _STATE_FIELDS + ["next_attempt_at", "customer_id"]
@@ -337,3 +337,84 @@ async def take_parked(conn: asyncpg.Connection, restaurant_id: str) -> list[dict
         restaurant_id,
     )
     return [r["payload"] for r in sorted(rows, key=lambda r: r["seq"])]
+
+
+# --- allocation requests acted on ------------------------------------------------------------
+
+
+async def claim_allocation_requests(
+    conn: asyncpg.Connection, requests: list[tuple[str, str]]
+) -> set[str]:
+    """requests: (request_id, restaurant_id). Records each id once; returns the ids this
+    transaction claimed (the others were acted on before: redeliveries)."""
+    if not requests:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO allocation_requests_done (request_id, restaurant_id)"
+        " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING"
+        " RETURNING request_id",
+        [r for r, _ in requests],
+        [rid for _, rid in requests],
+    )
+    return {r["request_id"] for r in rows}
+
+
+# --- dead letters the topic refused ---------------------------------------------------------
+
+
+async def backlog_dead_letters(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+    """rows: (topic, partition, offset, key, value, header_names, header_values, stage,
+    publish_error). A message stored before (a redelivery) is not stored twice."""
+    if rows:
+        await conn.executemany(
+            "INSERT INTO dead_letter_backlog (original_topic, original_partition,"
+            " original_offset, original_key, original_value, header_names, header_values,"
+            " stage, publish_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            " ON CONFLICT (original_topic, original_partition, original_offset) DO NOTHING",
+            rows,
+        )
+
+
+async def due_backlogged_dead_letters(
+    conn: asyncpg.Connection, *, limit: int
+) -> list[asyncpg.Record]:
+    """Backlogged dead letters due for another try, locked for this transaction."""
+    return await conn.fetch(
+        "SELECT id, original_key, original_value, header_names, header_values, attempts"
+        " FROM dead_letter_backlog WHERE next_attempt_at <= now()"
+        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+
+
+async def forget_backlogged_dead_letters(conn: asyncpg.Connection, ids: list[int]) -> None:
+    if ids:
+        await conn.execute("DELETE FROM dead_letter_backlog WHERE id = ANY($1::bigint[])", ids)
+
+
+async def postpone_backlogged_dead_letter(
+    conn: asyncpg.Connection, backlog_id: int, error: str, delay_s: float
+) -> None:
+    await conn.execute(
+        "UPDATE dead_letter_backlog SET attempts = attempts + 1, publish_error = $2,"
+        " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+        backlog_id,
+        error[:2000],
+        delay_s,
+    )
+
+
+async def backlogged_dead_letters(conn: asyncpg.Connection, *, limit: int | None = None
+                                  ) -> list[asyncpg.Record]:
+    """Every backlogged dead letter, oldest first (for `seatflow dlq tail`)."""
+    return await conn.fetch(
+        "SELECT id, original_topic, original_partition, original_offset, original_key,"
+        " original_value, header_names, header_values, stage, publish_error, attempts,"
+        " created_at FROM dead_letter_backlog ORDER BY id"
+        + (" LIMIT $1" if limit is not None else ""),
+        *([limit] if limit is not None else []),
+    )
+
+
+async def count_backlogged_dead_letters(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM dead_letter_backlog"))

@@ -41,6 +41,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         broker_commit_interval=1.0,
         producer_linger=0.005,
         producer_acks=-1,
+        # Dead letters are cut to fit this (streams.deadletter.fit_dead_letter).
+        producer_max_request_size=settings.kafka_max_request_bytes,
         stream_wait_empty=False,
         web_enabled=True,
         web_port=settings.web_port,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol, get_args
 
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
 DeadLetterStage = Literal["decode", "validate", "process"]
 DEAD_LETTER_STAGES: Final[tuple[str, ...]] = get_args(DeadLetterStage)
 
@@ -31,6 +33,8 @@ H_EXCEPTION_CLASS: Final = "x-dlq-exception-class"
 H_EXCEPTION_MESSAGE: Final = "x-dlq-exception-message"
 H_ATTEMPTS: Final = "x-dlq-attempts"
 H_FAILED_AT: Final = "x-dlq-failed-at"
+# On a dead letter whose value was cut to fit in one message: the original size in bytes.
+H_VALUE_TRUNCATED: Final = "x-dlq-value-truncated"
 # Put on a message that `dlq replay` sent back to its original topic.
 H_REPLAY: Final = "x-dlq-replay"
 H_REPLAYED_FROM: Final = "x-dlq-replayed-from"
@@ -162,6 +166,32 @@ def build_dead_letter(
     return DeadLetter(
         key=src.key, value=src.value, headers=dead_letter_headers(src, stage, exc, now)
     )
+
+
+def dead_letter_size(letter: DeadLetter) -> int:
+    """The producer's upper bound for the record (what it checks against max_request_size)."""
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        letter.key, letter.value, list(letter.headers)
+    )
+
+
+def fit_dead_letter(letter: DeadLetter, max_bytes: int) -> DeadLetter | None:
+    """The dead letter as it can be published in one record of at most `max_bytes`: whole
+    when it fits; else with the value cut to its first bytes and `x-dlq-value-truncated`
+    naming the original size; None when even an empty value does not fit (a huge key or
+    huge headers): that one cannot go to the topic at all."""
+    if dead_letter_size(letter) <= max_bytes:
+        return letter
+    value = letter.value or b""
+    headers = [*letter.headers, (H_VALUE_TRUNCATED, str(len(value)).encode())]
+    room = max_bytes - dead_letter_size(DeadLetter(letter.key, b"", headers))
+    if room < 0:
+        return None
+    # The value's length prefix grows by a byte or two with its size: trim until it fits.
+    cut = DeadLetter(letter.key, value[:room], headers)
+    while dead_letter_size(cut) > max_bytes:
+        cut = DeadLetter(letter.key, cut.value[:-8], headers)  # type: ignore[index]
+    return cut
 
 
 def replay_headers(

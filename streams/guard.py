@@ -16,14 +16,22 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from models.common import format_error
 from services.outbox import OpsNote, OutboxRow, ops_row
-from streams.deadletter import SourceMessage, build_dead_letter
-from streams.runtime import Runtime
+from storage import repository as repo
+from streams.deadletter import (
+    DeadLetter,
+    DeadLetterStage,
+    SourceMessage,
+    build_dead_letter,
+    dead_letter_size,
+    fit_dead_letter,
+)
+from streams.runtime import Runtime, is_transient_kafka
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -37,12 +45,17 @@ class SchemaError(ValueError):
     """Valid JSON that breaks the contract; the message names the fields."""
 
 
+def _not_json(constant: str) -> float:
+    # Python's parser takes NaN, Infinity and -Infinity; RFC 8259 JSON has no such values.
+    raise ValueError(f"{constant} is not JSON (RFC 8259)")
+
+
 def decode_json(raw: bytes | None) -> dict:
     if raw is None:
         raise DecodeError("message has no value")
     try:
         # Strict UTF-8 first: json.loads(bytes) would also take UTF-16/32 and encoded surrogates.
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad UTF-8, bad JSON and Python's int-digits limit; RecursionError
         # is deep nesting. Anything escaping here would crash the agent and lose its batch.
@@ -56,6 +69,23 @@ def decode_json(raw: bytes | None) -> dict:
 class Decoded(Generic[M]):
     source: SourceMessage
     model: M
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A message that could not be processed, the stage it failed at, and why."""
+
+    source: SourceMessage
+    stage: DeadLetterStage
+    error: BaseException
+
+
+# What a topic's record key names, for the ops event of its dead letters.
+KeyField = Literal["booking_id", "restaurant_id"]
+# Ids longer than this are not copied from a key into an ops event (a hostile key may be huge).
+MAX_ID_IN_OPS_EVENT = 200
+# Backlogged dead letters are retried with this backoff (seconds), up to the last.
+BACKLOG_BACKOFF_S = (5.0, 30.0, 120.0, 600.0)
 
 
 def source_of(event: object) -> SourceMessage:
@@ -78,13 +108,23 @@ class BatchGuard(Generic[M]):
         name: str,
         model: type[M],
         handle: Callable[[list[M]], Awaitable[None]],
+        *,
+        key_field: KeyField,
     ) -> None:
         self.rt = rt
         self.name = name
         self.model = model
         self.handle = handle
+        self.key_field = key_field
 
     def decode(self, src: SourceMessage) -> M:
+        limit = self.rt.settings.max_input_bytes
+        if src.value is not None and len(src.value) > limit:
+            # Not parsed at all: no valid input is anywhere near this size.
+            raise DecodeError(
+                f"message of {len(src.value)} bytes is over the limit of {limit} bytes"
+                " (SEATFLOW_MAX_INPUT_BYTES)"
+            )
         data = decode_json(src.value)
         try:
             return self.model.model_validate(data)
@@ -95,24 +135,22 @@ class BatchGuard(Generic[M]):
 
     async def run(self, sources: Sequence[SourceMessage]) -> None:
         good: list[Decoded[M]] = []
-        poison: list[tuple[SourceMessage, str, BaseException]] = []
+        poison: list[Poison] = []
         for src in sources:
             self.rt.metrics.consumed.labels(topic=self.name).inc()
             try:
                 good.append(Decoded(src, self.decode(src)))
             except DecodeError as exc:
-                poison.append((src, "decode", exc))
+                poison.append(Poison(src, "decode", exc))
             except SchemaError as exc:
-                poison.append((src, "validate", exc))
+                poison.append(Poison(src, "validate", exc))
         if good:
             with self.rt.metrics.batch_seconds.labels(agent=self.name).time():
                 await self._handle(good, poison)
         if poison:
             await self.dead_letter(poison)
 
-    async def _handle(
-        self, items: list[Decoded[M]], poison: list[tuple[SourceMessage, str, BaseException]]
-    ) -> None:
+    async def _handle(self, items: list[Decoded[M]], poison: list[Poison]) -> None:
         """Handle `items` as one batch; on a non-transient failure split it in halves (in
         order) until the failing message stands alone, and mark only that one poison."""
         try:
@@ -120,51 +158,121 @@ class BatchGuard(Generic[M]):
             return
         except Exception as exc:  # noqa: BLE001 - narrowed below
             if len(items) == 1:
-                poison.append((items[0].source, "process", exc))
+                poison.append(Poison(items[0].source, "process", exc))
                 return
             log.warning("%s: batch of %d failed (%r); splitting it", self.name, len(items), exc)
         half = len(items) // 2
         await self._handle(items[:half], poison)
         await self._handle(items[half:], poison)
 
-    async def dead_letter(self, poison: list[tuple[SourceMessage, str, BaseException]]) -> None:
-        """Publish dead letters (original key and bytes, contract headers) and one
-        `dead_letter.published` ops event each; returns once the broker has them all."""
+    async def dead_letter(self, poison: list[Poison]) -> None:
+        """Publish dead letters (original key and bytes, contract headers; a value too large
+        for one record cut to fit) and one ops event each; returns once each is on the
+        topic or, if the topic refused it for good, stored in PostgreSQL for a relay to
+        retry (`dead_letter_backlog`). Nothing here raises for a bad message."""
         now = datetime.now(UTC)
         letters = []
-        notes: list[OutboxRow] = []
-        for src, stage, exc in poison:
+        for p in poison:
+            src = p.source
             log.warning("%s: dead-lettering %s[%d]@%d at stage %s: %s", self.name, src.topic,
-                        src.partition, src.offset, stage, exc)
-            letters.append(build_dead_letter(src, stage, exc, now))  # type: ignore[arg-type]
-            note = OpsNote(
-                "dead_letter.published",
-                "warning",
-                {
-                    "stage": stage,
-                    "original_topic": src.topic,
-                    "original_partition": src.partition,
-                    "original_offset": src.offset,
-                    "exception_class": type(exc).__name__,
-                    "exception_message": str(exc)[:500],
-                },
+                        src.partition, src.offset, p.stage, p.error)
+            letters.append(build_dead_letter(src, p.stage, p.error, now))
+        refused = await self.rt.until_done(
+            f"{self.name}.dead-letter", lambda: self._publish(letters)
+        )
+        if refused:
+            rows = [_backlog_row(poison[i], letters[i], error) for i, error in refused.items()]
+            await self.rt.until_done(
+                f"{self.name}.dead-letter-backlog", lambda: self._backlog(rows)
             )
-            key = src.key.decode("utf-8", "replace") if src.key is not None else None
-            notes.append(ops_row(note, now, booking_id=key))
+        notes = [self._ops_row(p, refused.get(i), now) for i, p in enumerate(poison)]
+        await self.rt.until_done(f"{self.name}.dead-letter", lambda: self.rt.publish_rows(notes))
+        for p in poison:
+            self.rt.metrics.dead_letters.labels(topic=self.name, stage=p.stage).inc()
+
+    async def _publish(self, letters: list[DeadLetter]) -> dict[int, str]:
+        """Send every letter; returns {index: why} for those the topic refused for good.
+        A transient error raises (the caller retries the whole round)."""
+        topic = self.rt.topics.dead_letters
+        max_bytes = self.rt.settings.kafka_max_request_bytes
+        refused: dict[int, str] = {}
+        sent: list[tuple[int, asyncio.Future]] = []
         assert self.rt.send is not None
+        for i, letter in enumerate(letters):
+            fitted = fit_dead_letter(letter, max_bytes)
+            if fitted is None:
+                refused[i] = (
+                    f"needs {dead_letter_size(DeadLetter(letter.key, b'', letter.headers))}"
+                    f" bytes without its value (key and headers); records may have {max_bytes}"
+                    " (SEATFLOW_KAFKA_MAX_REQUEST_BYTES)"
+                )
+                continue
+            try:
+                sent.append((i, await self.rt.send(topic, fitted.key, fitted.value,
+                                                   fitted.headers)))
+            except Exception as exc:
+                if is_transient_kafka(exc):
+                    raise
+                refused[i] = f"{type(exc).__name__}: {exc}"
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for (i, _), outcome in zip(sent, results, strict=True):
+            if isinstance(outcome, BaseException):
+                if is_transient_kafka(outcome) or not isinstance(outcome, Exception):
+                    raise outcome
+                refused[i] = f"{type(outcome).__name__}: {outcome}"
+        return refused
 
-        async def publish() -> None:
-            futures = [
-                await self.rt.send(self.rt.topics.dead_letters, letter.key, letter.value,
-                                   letter.headers)
-                for letter in letters
-            ]
-            await asyncio.gather(*futures)
-            await self.rt.publish_rows(notes)
+    async def _backlog(self, rows: list[tuple]) -> None:
+        pool = await self.rt.db()
+        async with pool.acquire() as conn:
+            await repo.backlog_dead_letters(conn, rows)
+        for row in rows:
+            log.error("%s: dead letter of %s[%d]@%d refused by the topic (%s); kept in"
+                      " PostgreSQL (dead_letter_backlog) for retry", self.name, row[0], row[1],
+                      row[2], row[8])
 
-        await self.rt.until_done(f"{self.name}.dead-letter", publish)
-        for _, stage, _ in poison:
-            self.rt.metrics.dead_letters.labels(topic=self.name, stage=stage).inc()
+    def _ops_row(self, p: Poison, refused: str | None, now: datetime) -> OutboxRow:
+        src = p.source
+        context = {
+            "stage": p.stage,
+            "original_topic": src.topic,
+            "original_partition": src.partition,
+            "original_offset": src.offset,
+            "exception_class": type(p.error).__name__,
+            "exception_message": str(p.error)[:500],
+            "value_bytes": 0 if src.value is None else len(src.value),
+        }
+        if refused is not None:
+            context["backlogged"] = refused
+        note = OpsNote(
+            "dead_letter.backlogged" if refused is not None else "dead_letter.published",
+            "error" if refused is not None else "warning",
+            context,
+        )
+        return ops_row(note, now, **{self.key_field: _id_from_key(src.key)})
+
+
+def _id_from_key(key: bytes | None) -> str | None:
+    """The record key as an id for an ops event, when it can be one."""
+    if key is None or len(key) > MAX_ID_IN_OPS_EVENT:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _backlog_row(p: Poison, letter: DeadLetter, error: str) -> tuple:
+    src = p.source
+    return (
+        src.topic, src.partition, src.offset, letter.key, letter.value,
+        [name for name, _ in letter.headers], [value for _, value in letter.headers],
+        p.stage, error,
+    )
+
+
+def backlog_delay_s(attempts: int) -> float:
+    return BACKLOG_BACKOFF_S[min(attempts, len(BACKLOG_BACKOFF_S)) - 1]
 
 
 def guarded_agent(

@@ -16,6 +16,7 @@ from seatflow.settings import Settings
 from services import outbox
 from services.outbox import Logical, OutboxRow
 from storage import db
+from storage import repository as repo
 from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ class Metrics:
         )
         self.healthy = Gauge("seatflow_healthy", "1 when broker and database are reachable",
                              registry=r)
+        self.email_leases_lost = Counter(
+            "seatflow_email_leases_lost",
+            "Email results not recorded because another sender held the row (never expected)",
+            registry=r,
+        )
+        self.dead_letter_backlog = Gauge(
+            "seatflow_dead_letter_backlog",
+            "Dead letters the topic refused, kept in PostgreSQL for retry", registry=r,
+        )
 
 
 @dataclass
@@ -125,7 +135,7 @@ class Runtime:
             try:
                 result = await op()
             except Exception as exc:
-                transient = db.is_transient(exc) or _is_transient_kafka(exc)
+                transient = db.is_transient(exc) or is_transient_kafka(exc)
                 # A connection lost mid-operation can also surface as an error no list
                 # names (asyncpg InternalClientError "cannot switch to state ..."): while
                 # the database does not answer, any failure is the outage, not the input.
@@ -157,6 +167,11 @@ class Runtime:
             pool = await asyncio.wait_for(self.db(), 3)
             await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
             status["database"] = "ok"
+            # Dead letters the topic refused wait in PostgreSQL: the service runs, but ops
+            # should look (`seatflow dlq tail` lists them).
+            backlog = await asyncio.wait_for(repo.count_backlogged_dead_letters(pool), 2)
+            self.metrics.dead_letter_backlog.set(backlog)
+            status["dead_letter_backlog"] = backlog
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             status["database"] = f"unreachable: {type(exc).__name__}"
         try:
@@ -172,7 +187,7 @@ class Runtime:
         return status
 
 
-def _is_transient_kafka(exc: BaseException) -> bool:
+def is_transient_kafka(exc: BaseException) -> bool:
     from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
     if isinstance(exc, KafkaConnectionError | KafkaTimeoutError):

@@ -8,14 +8,32 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from storage import repository as repo
 from streams.runtime import Runtime
 
+# Booking ids are at most this long (models.events.BookingPayload).
+MAX_BOOKING_ID = 200
+
+
+def _possible_id(booking_id: str) -> bool:
+    """An id a booking could have: short, no NUL, valid Unicode. Anything else is a 404
+    without asking the database (which would refuse the text with a 5xx)."""
+    if not booking_id or len(booking_id) > MAX_BOOKING_ID or "\x00" in booking_id:
+        return False
+    try:
+        booking_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 async def booking_view(rt: Runtime, booking_id: str) -> dict | None:
+    if not _possible_id(booking_id):
+        return None
     pool = await rt.db()
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
-            " end_time, party_size, customer_name, customer_email, customer_phone, source,"
-            " channel, idempotency_key, alloc_state, attempts, last_failure, updated_at"
+            " end_time, party_size, customer_name, customer_email, customer_phone, notes, source,"
+            " channel, idempotency_key, alloc_state, attempts, last_failure, version,"
+            " updated_at"
             " FROM bookings WHERE booking_id = $1",
             booking_id,
         )
@@ -28,6 +46,7 @@ async def booking_view(rt: Runtime, booking_id: str) -> dict | None:
             booking_id,
         )
     view = dict(row)
+    view["booking_version"] = view.pop("version")
     for k in ("booking_date", "updated_at"):
         view[k] = view[k].isoformat()
     for k in ("start_time", "end_time"):

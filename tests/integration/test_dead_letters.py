@@ -91,6 +91,9 @@ def _drop(path: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
     return drop
 
 
+# A string JSON allows but a PostgreSQL text column cannot hold: refused at `validate`.
+NUL_NAME = "Fuzz \x00 Guest"
+
 # Schema violations (stage `validate`): each breaks exactly one rule of CONTRACT §3.
 SCHEMA_BREAKERS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     *[(f"party_size={v!r}", _set_booking("party_size", v))
@@ -99,7 +102,8 @@ SCHEMA_BREAKERS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
       for v in ("2026-02-30", "2026-13-01", "26-1-1", "2026/12/01", "", 20261201, None)],
     *[(f"start_time={v!r}", _set_booking("start_time", v))
       for v in ("24:00", "7pm", "19:60", "7:00", "19:00:00", "", 1900, None)],
-    *[(f"end_time={v!r}", _set_booking("end_time", v)) for v in ("18:00", "19:00", "25:00")],
+    # Rev. 2: an end earlier than the start is the next day (valid); equal to it is not.
+    *[(f"end_time={v!r}", _set_booking("end_time", v)) for v in ("19:00", "25:00", "7pm")],
     *[(f"type={v!r}", lambda e, v=v: e.__setitem__("type", v))
       for v in ("booking.deleted", "BOOKING.CREATED", "", None, 7)],
     *[(f"schema_version={v!r}", lambda e, v=v: e.__setitem__("schema_version", v))
@@ -118,6 +122,7 @@ SCHEMA_BREAKERS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("event_id is a number", lambda e: e.__setitem__("event_id", 5)),
     ("empty event_id", lambda e: e.__setitem__("event_id", "")),
     ("empty booking_id", _set_booking("booking_id", "")),
+    ("NUL in customer_name", _set_booking("customer_name", NUL_NAME)),
     ("huge customer_name", _set_booking("customer_name", "N" * 100_000)),
     ("huge notes", _set_booking("notes", "n" * 6_000)),
     ("huge event_id", lambda e: e.__setitem__("event_id", "e" * 50_000)),
@@ -126,8 +131,11 @@ SCHEMA_BREAKERS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
 ]
 
 
-# A string JSON and the schema allow but a PostgreSQL text column cannot hold.
-NUL_NAME = "Fuzz \x00 Guest"
+def unprocessable(event: dict[str, Any]) -> dict[str, Any]:
+    """Schema-valid, but it fails in processing: the table hold of a booking ending 23:59 on
+    9999-12-31 runs `buffer_after_minutes` past the last date Python can represent."""
+    event["booking"].update(booking_date="9999-12-31", start_time="22:00", end_time="23:59")
+    return event
 # Few: each makes the guard retry the rest of its batch one message at a time (slow).
 PROCESS_FAILURES = 3
 
@@ -202,12 +210,11 @@ def fuzz_plan(seed: int, tag: str, *, valid_bookings: int, bad: int) -> FuzzPlan
         key: bytes | None = bid.encode() if rng.random() < 0.95 else None
         roll = rng.random()
         if i < PROCESS_FAILURES:
-            # Schema-valid, but PostgreSQL cannot store it: fails at `process`, alone, while
-            # the rest of its batch goes through (the guard narrows a failed batch down).
-            event = event_dict(rid, f"b-proc-{tag}-{i}")
-            event["booking"]["customer_name"] = NUL_NAME
+            # Schema-valid, but it fails in processing: at `process`, alone, while the rest
+            # of its batch goes through (the guard narrows a failed batch down).
+            event = unprocessable(event_dict(rid, f"b-proc-{tag}-{i}"))
             proc_key = event["booking"]["booking_id"].encode()
-            bad_msg = Fuzzed(proc_key, json_bytes(event), "process", "NUL in customer_name")
+            bad_msg = Fuzzed(proc_key, json_bytes(event), "process", "hold past year 9999")
         elif roll < 0.35:
             kind, value = decode_breaker(rng, rid, bid)
             key = key if value is not None else bid.encode()  # Kafka needs one of the two
@@ -444,17 +451,16 @@ async def test_replayed_dead_letters_that_still_fail_come_back_with_attempts_2(
 ) -> None:
     h = Harness(dlq_worker, stack)
     rid = h.ids("r")
-    invalid, unstorable = h.ids("b-invalid"), h.ids("b-nul")
+    invalid, unstorable = h.ids("b-invalid"), h.ids("b-9999")
     bad_party = event_dict(rid, invalid)
     bad_party["booking"]["party_size"] = 0
-    nul_name = event_dict(rid, unstorable)
-    nul_name["booking"]["customer_name"] = NUL_NAME
+    bad_hold = unprocessable(event_dict(rid, unstorable))
     async with Publisher(h.settings) as pub:
         await pub.publish_restaurant(restaurant(rid))
         await pub.publish_raw(h.worker.topics.booking_changes, invalid.encode(),
                               json_bytes(bad_party))
         await pub.publish_raw(h.worker.topics.booking_changes, unstorable.encode(),
-                              json_bytes(nul_name), [("x-trace", b"t-1")])
+                              json_bytes(bad_hold), [("x-trace", b"t-1")])
 
     for key, stage in ((invalid, "validate"), (unstorable, "process")):
         [first] = await dead_letters_of(h, key, count=1)

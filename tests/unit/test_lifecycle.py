@@ -20,6 +20,7 @@ from domain.model import (
 )
 from domain.walkins import ResolvedContact, resolve_contact
 from models.events import BookingChange
+from models.restaurant import RestaurantConfig
 from producers.publisher import make_cancel, make_change
 
 BOOKING = "b-1001"
@@ -65,12 +66,18 @@ def contact_of(change: BookingChange) -> ResolvedContact:
     )
 
 
+# Default turns (party 4: 75 min -> END), no services, 5 min buffer.
+CONFIG = RestaurantConfig.model_validate({
+    "restaurant_id": RESTAURANT, "name": "Ember & Oak", "slug": "ember-oak",
+    "tables": [{"table_id": t, "capacity": 4} for t in TABLES],
+})
+
+
 def run(
     stored: BookingState | None,
     change: BookingChange,
     *,
     auto_assign: bool = True,
-    end: time | None = END,
 ) -> Decision:
     """What the change agent does: resolve the contact, then apply the change."""
     cancel = change.type == "booking.cancelled"
@@ -78,7 +85,7 @@ def run(
         stored,
         change,
         None if cancel else contact_of(change),
-        effective_end=None if cancel else end,
+        cfg=CONFIG,
         auto_assign=auto_assign,
     )
 
@@ -165,7 +172,8 @@ def test_created_enters_pending_and_asks_for_allocation() -> None:
     assert state.alloc_state == "queued"
     assert decision.allocation == AllocationAsk("created", ref)
     assert decision.status_changes == [
-        StatusChange("booking.pending", "pending", ref, "created", change.event_id)
+        StatusChange("booking.pending", "pending", ref, "created", change.event_id,
+                     booking_version=1)
     ]
     assert decision.notifications == [NotificationIntent("request_received", "guest", ref, True)]
     assert not decision.release_tables
@@ -173,7 +181,7 @@ def test_created_enters_pending_and_asks_for_allocation() -> None:
 
 
 def test_created_stores_the_booking_as_described() -> None:
-    state = stored_after(run(None, created(end_time=None), end=END))
+    state = stored_after(run(None, created(end_time=None)))
     assert (state.booking_id, state.restaurant_id) == (BOOKING, RESTAURANT)
     assert (state.booking_date, state.start_time, state.party_size) == (DAY, time(19, 0), 4)
     assert (state.requested_end_time, state.end_time) == (None, END)
@@ -232,7 +240,8 @@ def test_realigning_edit_of_confirmed_booking_reenters_allocation(
     # Modifications always re-enter the allocator, whatever FEATURE_AUTO_ASSIGN_ON_BOOKING says.
     assert decision.allocation == AllocationAsk("modification", ref)
     assert decision.status_changes == [
-        StatusChange("booking.pending", "pending", ref, "modification", change.event_id)
+        StatusChange("booking.pending", "pending", ref, "modification", change.event_id,
+                     booking_version=stored.version + 1)
     ]
     assert decision.notifications == [
         NotificationIntent("modification_pending", "guest", ref, True)
@@ -245,7 +254,7 @@ def test_realigning_edit_of_confirmed_booking_reenters_allocation(
 def test_realigned_booking_carries_the_new_values() -> None:
     stored, _ = confirmed_booking()
     state = stored_after(
-        run(stored, updated(booking_date="2026-12-03", party_size=6), end=time(20, 25))
+        run(stored, updated(booking_date="2026-12-03", party_size=6))
     )
     assert (state.booking_date, state.party_size, state.end_time) == (
         date(2026, 12, 3),
@@ -302,7 +311,7 @@ DETAIL_EDITS = [
 @pytest.mark.parametrize("edit", DETAIL_EDITS)
 def test_details_only_edit_of_confirmed_booking_is_stored_quietly(edit: dict[str, Any]) -> None:
     stored, _ = confirmed_booking()
-    decision = run(stored, updated(**edit), end=time(23, 0))
+    decision = run(stored, updated(**edit))
 
     state = stored_after(decision)
     for name, value in edit.items():
@@ -359,7 +368,8 @@ def test_cancel_of_confirmed_booking_releases_its_tables() -> None:
     assert decision.release_tables
     assert decision.capacity_released == [(RESTAURANT, DAY)]
     assert decision.status_changes == [
-        StatusChange("booking.cancelled", "cancelled", stored.pending_ref, None, cancel.event_id)
+        StatusChange("booking.cancelled", "cancelled", stored.pending_ref, None, cancel.event_id,
+                     booking_version=stored.version + 1)
     ]
     assert decision.notifications == [
         NotificationIntent("cancelled", "guest", stored.pending_ref or "", False)
@@ -435,6 +445,7 @@ def test_plan_confirms_a_new_booking(reason: str) -> None:
             change.event_id,  # the change that started this episode
             variant="standard",
             table_ids=TABLES,
+            booking_version=stored.version + 1,
         )
     ]
     assert decision.notifications == [
@@ -525,6 +536,7 @@ def test_exhausted_retries_fail_the_allocation_and_tell_the_restaurant() -> None
             "retry",
             change.event_id,
             failure_reason=NO_CAPACITY,
+            booking_version=stored.version + 1,
         )
     ]
     assert decision.notifications == [

@@ -198,8 +198,9 @@ def test_cancel_still_needs_the_restaurant() -> None:
     assert rejection(BookingChange, doc).startswith("booking.restaurant_id:")
 
 
-def test_end_before_start_is_rejected_naming_end_time() -> None:
-    doc = edited(edited(EVENT, "booking.start_time", "19:00"), "booking.end_time", "18:30")
+def test_end_equal_to_start_is_rejected_naming_end_time() -> None:
+    # Contract rev. 2: an end earlier than the start ends the next day; equal is no length.
+    doc = edited(edited(EVENT, "booking.start_time", "19:00"), "booking.end_time", "19:00")
     assert "booking.end_time" in rejection(BookingChange, doc)
 
 
@@ -276,7 +277,8 @@ def test_duplicate_table_is_rejected() -> None:
     assert "duplicate table_id 't1'" in rejection(RestaurantConfig, doc)
 
 
-def test_service_ending_before_it_starts_is_rejected() -> None:
-    doc = edited(RESTAURANT, "services.0.end", "11:00")
+def test_service_ending_where_it_starts_is_rejected() -> None:
+    # Contract rev. 2: an end earlier than the start runs past midnight; equal is no length.
+    doc = edited(RESTAURANT, "services.0.end", RESTAURANT["services"][0]["start"])
     text = rejection(RestaurantConfig, doc)
     assert text.startswith("services.0:") and "'lunch'" in text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import time
 
 import pytest
 from hypothesis import given
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from domain.lifecycle import apply_change
 from domain.walkins import ResolvedContact, is_synthetic, resolve_contact, walkin_slug
+from models.restaurant import RestaurantConfig
 from producers.publisher import make_change
 
 RESTAURANT_EMAIL = "hello@ember.example"
@@ -171,7 +171,11 @@ def test_stored_walkin_carries_the_restaurant_address() -> None:
         customer_phone="",
     )
     contact = walkin(email=change.booking.customer_email, phone=change.booking.customer_phone)
-    decision = apply_change(None, change, contact, effective_end=time(20, 0), auto_assign=True)
+    cfg = RestaurantConfig.model_validate({
+        "restaurant_id": "r-ember", "name": "Ember", "slug": "ember",
+        "tables": [{"table_id": "t1", "capacity": 2}],
+    })
+    decision = apply_change(None, change, contact, cfg=cfg, auto_assign=True)
 
     assert decision.state is not None
     assert decision.state.status == "pending"
