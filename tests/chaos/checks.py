@@ -89,13 +89,18 @@ class Expected:
     idempotency_key: str | None = None  # of the create
     customer_email: str | None = None  # what the service must store (CONTRACT §4)
     customer_phone: str | None = None
+    # Every address the booking had, in order (an edit may add one to a walk-in): an email
+    # goes to the address the booking had when it was decided.
+    customer_emails: tuple[str | None, ...] = ()
     restaurant_contact: str | None = None  # where allocation_failed goes (None: not known)
     restaurant_mail: bool = True  # the restaurant has a contact email (allocation_failed sent)
 
     @property
-    def guest_mail(self) -> bool:
-        """Guest emails of this booking are delivered (else recorded `skipped`)."""
-        return not _blank(self.customer_email) and not is_synthetic(self.customer_email)
+    def guest_mail(self) -> bool | None:
+        """Guest emails are delivered (True), recorded `skipped` (False: no address it may
+        mail, CONTRACT §4), or either (None: it had both kinds of address over time)."""
+        mailable = {_mailable(e) for e in self.customer_emails or (self.customer_email,)}
+        return mailable.pop() if len(mailable) == 1 else None
 
     @property
     def last_cause(self) -> str:
@@ -209,6 +214,10 @@ def _blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
+def _mailable(address: str | None) -> bool:
+    return not _blank(address) and not is_synthetic(address)
+
+
 def is_synthetic(address: str | None) -> bool:
     """A `@system.local` address (CONTRACT §4): never mailed. Also inside "Name <addr>"."""
     if _blank(address):
@@ -294,6 +303,7 @@ def expected_states(
         )
         contact = (restaurants or {}).get(first.restaurant_id, {}).get("contact_email")
         email, phone = created_contact(first, contact)
+        emails = [email]
         causes, details, cancelled = [first.event_id], [], False
         for change in seq[1:]:
             if cancelled:
@@ -313,6 +323,8 @@ def expected_states(
             # Contact details are never erased by an edit (CONTRACT §4, rev 2).
             if not _blank(change.customer_email):
                 email = change.customer_email
+                if email != emails[-1]:
+                    emails.append(email)
             if not _blank(change.customer_phone):
                 phone = change.customer_phone
         result[booking_id] = Expected(
@@ -331,6 +343,7 @@ def expected_states(
             idempotency_key=first.idempotency_key,
             customer_email=email,
             customer_phone=phone,
+            customer_emails=tuple(emails),
             restaurant_contact=contact,
             restaurant_mail=restaurants is None or not _blank(contact),
         )
@@ -353,16 +366,32 @@ def check_none_lost(
     changes: Sequence[InputChange],
     processed_event_ids: Iterable[str],
     committed: Mapping[int, int] | None = None,
+    *,
+    dead_lettered: Mapping[str, str] | None = None,
+    parked: Iterable[str] = (),
 ) -> CheckResult:
     """Every produced event_id is in processed_events; lost ones are listed by partition.
 
     `committed` (partition -> the group's committed offset) tells a loss for good (the group
-    committed past the event) from one still waiting to be read.
+    committed past the event) from one still waiting to be read. `dead_lettered` (event_id
+    -> why) and `parked` (event_ids waiting for their restaurant) say where an unprocessed
+    event went: still a problem, but not a silent loss. Silent losses are listed first.
     """
     result = CheckResult("none_lost")
     processed = set(processed_event_ids)
     produced = {c.event_id for c in changes}
-    lost = [c for c in changes if c.event_id not in processed]
+    dead = dict(dead_lettered or {})
+    waiting = set(parked)
+
+    def why(c: InputChange) -> str | None:
+        if c.event_id in dead:
+            return f"dead-lettered ({dead[c.event_id]})"
+        if c.event_id in waiting:
+            return "parked (its restaurant is not configured)"
+        return None
+
+    lost = sorted((c for c in changes if c.event_id not in processed),
+                  key=lambda c: why(c) is not None)
     by_partition: Counter[int] = Counter(c.partition for c in lost)
     behind_commit = [
         c for c in lost if committed is not None and c.offset < committed.get(c.partition, -1)
@@ -371,8 +400,10 @@ def check_none_lost(
         where = f"partition {c.partition} offset {c.offset}"
         if committed is not None:
             where += f" (group committed {committed.get(c.partition, -1)})"
+        reason = why(c)
         result.problems.append(
             f"lost {c.type} {c.event_id} of {c.booking_id} at {where}, sent at {c.sent_at_s:.1f}s"
+            + (f": {reason}" if reason else "")
         )
     unknown = processed - produced
     for event_id in sorted(unknown):
@@ -381,6 +412,9 @@ def check_none_lost(
         "produced": len(changes),
         "processed": len(processed & produced),
         "lost": len(lost),
+        "lost_dead_lettered": sum(1 for c in lost if c.event_id in dead),
+        "lost_parked": sum(1 for c in lost if c.event_id not in dead and c.event_id in waiting),
+        "lost_silently": sum(1 for c in lost if why(c) is None),
         "lost_behind_committed_offset": len(behind_commit),
         "unknown_processed": len(unknown),
     }
@@ -388,7 +422,8 @@ def check_none_lost(
         "lost_by_partition": {str(p): n for p, n in sorted(by_partition.items())},
         "lost_events": [
             {"event_id": c.event_id, "booking_id": c.booking_id, "type": c.type,
-             "partition": c.partition, "offset": c.offset, "sent_at_s": round(c.sent_at_s, 2)}
+             "partition": c.partition, "offset": c.offset, "sent_at_s": round(c.sent_at_s, 2),
+             "went": why(c)}
             for c in lost[:MAX_PROBLEMS_LISTED]
         ],
     }
@@ -546,15 +581,16 @@ def check_emails(
         if kind in ONCE_PER_BOOKING_KINDS and len(mids) > 1:
             problem("duplicate", f"{bid}: {len(mids)} different {kind} emails")
 
-    def delivered(bid: str, kinds: tuple[str, ...], ref: str | None, mailed: bool) -> bool:
-        """Delivered when it may be mailed; else decided and recorded `skipped`, not sent."""
+    def delivered(bid: str, kinds: tuple[str, ...], ref: str | None, mailed: bool | None) -> bool:
+        """Delivered when it may be mailed; else decided and recorded `skipped`, not sent;
+        `mailed` None: either."""
         for kind in kinds:
             row = rows_by_triple.get((bid, kind, ref or ""))
             if row is None:
                 continue
-            if mailed and row.message_id in copies:
+            if mailed is not False and row.message_id in copies:
                 return True
-            if not mailed and row.status == "skipped" and row.message_id not in copies:
+            if mailed is not True and row.status == "skipped" and row.message_id not in copies:
                 tally["skipped_final"] += 1
                 return True
         return False
@@ -563,7 +599,8 @@ def check_emails(
         db = bookings.get(bid)
         if db is None:
             continue  # reported by final_states
-        how = "delivered" if exp.guest_mail else "recorded skipped (no address to mail)"
+        how = {True: "delivered", False: "recorded skipped (no address to mail)",
+               None: "delivered or recorded skipped"}[exp.guest_mail]
         if exp.cancelled and db.status == "cancelled":
             if not delivered(bid, ("cancelled",), db.pending_ref, exp.guest_mail):
                 problem("missing_final", f"{bid}: no cancelled email {how}")
@@ -854,6 +891,7 @@ def check_walkins(
     000-<slug>); no mail goes to an @system.local address; each mail goes to the booking's
     stored address (allocation_failed: the restaurant's contact); a repeated submission
     (`repeats`: its booking_id -> the owner's) has no booking row, no mail, no status event.
+    An edit may add an address to a walk-in: a mail may go to any address the booking had.
     """
     result = CheckResult("walkins")
     tally: Counter[str] = Counter()
@@ -891,10 +929,12 @@ def check_walkins(
         exp = expected.get(mail.booking_id)
         if exp is None or not to:
             continue
-        want = exp.restaurant_contact if mail.kind == "allocation_failed" else exp.customer_email
-        if want is not None and to != [want.strip().lower()]:
+        wants = ([exp.restaurant_contact] if mail.kind == "allocation_failed"
+                 else list(exp.customer_emails or (exp.customer_email,)))
+        allowed = [w.strip().lower() for w in wants if _mailable(w)]
+        if wants and wants[0] is not None and (len(to) != 1 or to[0] not in allowed):
             problem("wrong_recipient", f"{mail.booking_id}: {mail.kind} mailed to {to}, expected "
-                    f"{want!r} ({mail.file})")
+                    f"one of {allowed} ({mail.file})")
     status_of_repeats = Counter(ev.booking_id for ev in status_events if ev.booking_id in repeats)
     for bid, owner in sorted(repeats.items()):
         tally["repeated_submissions"] += 1
