@@ -2,13 +2,16 @@
 
 It stands in for a mail relay in `seatflow dev` and in tests. Test controls: stop and start
 it again on the same port (an outage), make it refuse some recipients (a permanent or
-temporary failure), and read back what arrived, in arrival order.
+temporary failure), make it answer slowly (`set_delay`), and read back what arrived, in
+arrival order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import itertools
+import random
 import re
 import threading
 import time
@@ -52,6 +55,11 @@ class _StoreHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        delay = self._sink._delay_s()
+        if delay > 0:
+            # Async: other connections keep being served meanwhile. A stop() during the
+            # sleep drops the message unstored (the client sees no 250), like a real outage.
+            await asyncio.sleep(delay)
         self._sink._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
         return "250 Message accepted for delivery"
 
@@ -65,6 +73,7 @@ class MailSink:
         self.mail_dir = Path(mail_dir)
         self._lock = threading.Lock()
         self._rejections: list[_Rejection] = []
+        self._delay: tuple[float, float] | None = None
         self._seq = itertools.count()
         self._controller: Controller | None = None
 
@@ -120,6 +129,25 @@ class MailSink:
         with self._lock:
             self._rejections.clear()
 
+    def set_delay(self, low_s: float, high_s: float | None = None) -> None:
+        """Answer each message's DATA only after `random.uniform(low_s, high_s)` seconds
+        (`high_s` defaults to `low_s`): a slow mail server. `set_delay(0)` clears it.
+
+        The delay is per message and asynchronous: concurrent connections wait side by side.
+        It survives stop()/start().
+        """
+        high = low_s if high_s is None else high_s
+        if low_s < 0 or high < low_s:
+            raise ValueError(f"want 0 <= low_s <= high_s, got {low_s}, {high_s}")
+        with self._lock:
+            self._delay = None if high == 0 else (low_s, high)
+
+    @property
+    def delay(self) -> tuple[float, float] | None:
+        """The current (low_s, high_s) of `set_delay`, or None."""
+        with self._lock:
+            return self._delay
+
     def messages(self) -> list[EmailMessage]:
         """Every stored message, parsed, in arrival order."""
         parser = BytesParser(policy=email.policy.default)
@@ -142,6 +170,11 @@ class MailSink:
             path.unlink(missing_ok=True)
 
     # --- internals -------------------------------------------------------------------------
+
+    def _delay_s(self) -> float:
+        with self._lock:
+            delay = self._delay
+        return random.uniform(*delay) if delay is not None else 0.0
 
     def _rejection_for(self, address: str) -> _Rejection | None:
         with self._lock:

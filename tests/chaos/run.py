@@ -32,6 +32,7 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.parser import BytesParser
@@ -43,9 +44,6 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from mail.render import message_id_for
-from models.events import BookingChange
-from models.restaurant import RestaurantConfig
-from producers.publisher import make_cancel, make_change
 from seatflow.embedded import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -59,7 +57,7 @@ from seatflow.settings import Settings
 from streams.admin import ensure_topics
 from streams.topics import TopicNames
 from tests.chaos import checks
-from tests.integration.conftest import WorkerProcess, restaurant
+from tests.integration.conftest import WorkerProcess
 from tests.kafkautil import read_topic
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -68,6 +66,12 @@ PARTITIONS = 8
 INLINE_WINDOW_MS = 300
 RETRY_DELAYS_MS = [500, 1000]
 SMTP_OUTAGE_S = 15.0
+# A stretch of the run where the SMTP sink answers each message after 0.3-0.5 s. It starts
+# at 15 % of the run and lasts 35 % of it, overlapping kills and the PostgreSQL restart,
+# and longer than the email lease the workers get (EMAIL_LEASE_S).
+SLOW_MAIL_DELAY_S = (0.3, 0.5)
+SLOW_MAIL_AT, SLOW_MAIL_SHARE = 0.15, 0.35
+EMAIL_LEASE_S = 10.0  # SEATFLOW_EMAIL_LEASE_S, when the service has that setting
 # `--without-faust-fixes`: loaded first in each worker (PYTHONPATH), it turns
 # `streams.faust_fixes.apply()` into a no-op, so the workers run plain faust 0.15.3.
 _DISABLE_FAUST_FIXES = (
@@ -83,15 +87,16 @@ PG_DOWN_S = 3.0
 class Size:
     bookings: int
     duration_s: float  # how long changes are produced (the chaos runs meanwhile)
-    quiesce_timeout_s: float  # > the email lease (60 s) a kill can leave behind
+    quiesce_timeout_s: float  # > the email lease (60 s by default) a kill can leave behind
     roomy_restaurants: int
     tight_restaurants: int
+    late_restaurants: int = 1  # pairs: one with overrun past 02:00, one clamped at 00:30
 
 
 DEFAULT_SIZE = Size(bookings=1000, duration_s=420, quiesce_timeout_s=200,
-                    roomy_restaurants=45, tight_restaurants=12)
+                    roomy_restaurants=45, tight_restaurants=12, late_restaurants=2)
 QUICK_SIZE = Size(bookings=220, duration_s=100, quiesce_timeout_s=120,
-                  roomy_restaurants=15, tight_restaurants=5)
+                  roomy_restaurants=15, tight_restaurants=5, late_restaurants=1)
 
 
 # --- the workload (pure, seeded) ----------------------------------------------------------------
@@ -99,9 +104,13 @@ QUICK_SIZE = Size(bookings=220, duration_s=100, quiesce_timeout_s=120,
 
 @dataclass
 class Workload:
-    restaurants: list[RestaurantConfig]
-    changes: list[BookingChange]  # in production order
+    # Restaurants and changes are plain dicts, published as JSON: the inputs the contract
+    # allows (rev 2: past-midnight services and bookings) whatever today's models accept.
+    restaurants: list[dict[str, Any]]
+    changes: list[dict[str, Any]]  # change events (CONTRACT §3), in production order
     always_seatable: set[str]  # restaurants whose bookings can never miss a table
+    late_restaurants: set[str] = field(default_factory=set)  # a service runs past midnight
+    stats: dict[str, int] = field(default_factory=dict)
 
 
 def _times(first: str, last: str, step_min: int) -> list[str]:
@@ -113,100 +122,231 @@ def _times(first: str, last: str, step_min: int) -> list[str]:
     return out
 
 
+def _plus(hhmm: str, minutes: int) -> str:
+    """HH:MM + minutes, on a 24 h clock (23:00 + 150 = 01:30)."""
+    return (datetime.strptime(hhmm, "%H:%M") + timedelta(minutes=minutes)).strftime("%H:%M")
+
+
+def _table(tid: str, capacity: int = 2, **more: Any) -> dict[str, Any]:
+    return {"table_id": tid, "number": tid[1:], "zone": "main", "capacity": capacity,
+            "min_party": 1, "max_party": capacity, "active": True, **more}
+
+
+def restaurant_config(restaurant_id: str, *, tables: int, contact_email: str | None,
+                      services: list[dict[str, Any]] | None = None,
+                      extra_tables: list[dict[str, Any]] | None = None,
+                      extra_adjacency: list[list[str]] | None = None) -> dict[str, Any]:
+    """`tables` adjacent two-tops t1..tN (zone main), dinner 17:00-23:00 unless `services`."""
+    return {
+        "restaurant_id": restaurant_id,
+        "name": f"Resto {restaurant_id}",
+        "slug": restaurant_id,
+        "timezone": "Europe/London",
+        "contact_email": contact_email,
+        "contact_phone": None,
+        "tables": [_table(f"t{i}") for i in range(1, tables + 1)] + (extra_tables or []),
+        "adjacency": [[f"t{i}", f"t{i + 1}"] for i in range(1, tables)] + (extra_adjacency or []),
+        "services": services or [
+            {"name": "dinner", "start": "17:00", "end": "23:00", "allow_overrun": True}],
+    }
+
+
+def change_event(type_: str, event_id: str, booking: dict[str, Any], *, source: str = "guest",
+                 channel: str | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+    return {"schema_version": 1, "event_id": event_id, "type": type_,
+            "occurred_at": datetime.now(UTC).isoformat(), "source": source, "channel": channel,
+            "idempotency_key": idempotency_key, "booking": booking}
+
+
 def plan_workload(seed: int, size: Size, today: date) -> Workload:
     """Restaurants and booking changes, reproducible from the seed.
 
-    Roomy restaurants have 6 adjacent two-tops and give each booking three dates of its own
-    (its "lane"): any party of 1-6 always fits, so those bookings must end confirmed. Tight
-    restaurants have 4 two-tops and put every booking on two dates at 18:00-19:30: they
-    compete, some run out of retries, cancellations release capacity.
-    Per booking: a create, 0-4 edits (half realign date/time/party, half change notes only),
-    and a cancellation last for about a quarter of them. Never an event after a cancel.
+    Roomy restaurants have 6 adjacent two-tops (every third also a terrace four-top with
+    min_party 3 and an inactive eight-top; every fourth no contact_email) and give each
+    booking three dates of its own (its "lane"): any party of 1-6 always fits, so those
+    bookings must end confirmed. Tight restaurants have 4 two-tops and put every booking on
+    two dates at 18:00-19:30: they compete, some run out of retries, cancellations release
+    capacity. Late restaurants have 4 two-tops and a service past midnight ("late" 18:00-02:00
+    with overrun, or "late" 20:00-00:30 without, which clamps across midnight); their
+    bookings start 22:30-01:00 on two consecutive dates, with an explicit end (often earlier
+    than the start: the next day) or none (the turn may cross midnight), and compete.
+    Walk-ins (source ops, channel ops.walkin) take lanes at roomy restaurants (half of them
+    at ones without contact_email), with or without an idempotency_key, email and phone; some are submitted twice (another booking_id, same
+    key and restaurant, 25-35 % of the run later): the repeat must create nothing.
+    Per booking: a create, 0-4 edits (half realign date/time/end/party, half change notes
+    only), and a cancellation last for about a quarter of them. Never an event after a cancel.
     """
     rng = random.Random(seed)
-    roomy = [restaurant(f"chaos-roomy-{i:02d}", tables=6, contact_email=f"host-roomy-{i:02d}@resto.example")
-             for i in range(size.roomy_restaurants)]
-    tight = [restaurant(f"chaos-tight-{i:02d}", tables=4, contact_email=f"host-tight-{i:02d}@resto.example")
+    roomy = [
+        restaurant_config(
+            f"chaos-roomy-{i:02d}", tables=6,
+            contact_email=None if i % 4 == 3 else f"host-roomy-{i:02d}@resto.example",
+            extra_tables=[_table("t7", 4, zone="terrace", min_party=3),
+                          _table("t8", 8, active=False)] if i % 3 == 1 else None,
+            extra_adjacency=[["t6", "t8"]] if i % 3 == 1 else None,
+        )
+        for i in range(size.roomy_restaurants)
+    ]
+    tight = [restaurant_config(f"chaos-tight-{i:02d}", tables=4,
+                               contact_email=f"host-tight-{i:02d}@resto.example")
              for i in range(size.tight_restaurants)]
+    late: list[tuple[dict[str, Any], list[str]]] = []
+    for i in range(size.late_restaurants):
+        late.append((restaurant_config(
+            f"chaos-late-{i:02d}", tables=4, contact_email=f"host-late-{i:02d}@resto.example",
+            services=[{"name": "late", "start": "18:00", "end": "02:00", "allow_overrun": True}]),
+            ["22:30", "23:00", "23:30", "00:15", "00:45", "01:00"]))
+        late.append((restaurant_config(
+            f"chaos-latestrict-{i:02d}", tables=4,
+            contact_email=f"host-latestrict-{i:02d}@resto.example",
+            services=[{"name": "late", "start": "20:00", "end": "00:30", "allow_overrun": False}]),
+            ["22:30", "23:00", "23:30", "00:00", "00:15"]))
     lanes_used: dict[str, int] = {}
     roomy_starts, tight_starts = _times("17:00", "21:00", 15), _times("18:00", "19:30", 30)
     tight_dates = [today + timedelta(days=14 + k) for k in range(2)]
+    late_dates = [today + timedelta(days=10 + k) for k in range(2)]
+    stats: Counter[str] = Counter()
 
     def event_id() -> str:
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
-    timed: list[tuple[float, int, BookingChange]] = []
+    def lane(cfg: dict[str, Any]) -> list[date]:
+        n = lanes_used.get(cfg["restaurant_id"], 0)
+        lanes_used[cfg["restaurant_id"]] = n + 1
+        return [today + timedelta(days=21 + 3 * n + k) for k in range(3)]
+
+    timed: list[tuple[float, int, dict[str, Any]]] = []
     for n in range(size.bookings):
         bid = f"chaos-b{n:05d}"
-        if rng.random() < 0.75 or not tight:
+        pick = rng.random()
+        kind = ("walkin" if pick < 0.10 else "late" if pick < 0.18 and late
+                else "tight" if pick < 0.38 and tight else "roomy")
+        stats[kind] += 1
+        source, channel, key = "guest", None, None
+        email: str | None = f"guest-{n:05d}@chaos.example"
+        phone: str | None = None
+        starts: list[str]
+        durations: list[int] = []  # explicit end = start + one of these (late bookings only)
+        if kind == "roomy":
             cfg = roomy[n % len(roomy)]
-            lane = lanes_used.get(cfg.restaurant_id, 0)
-            lanes_used[cfg.restaurant_id] = lane + 1
-            dates = [today + timedelta(days=21 + 3 * lane + k) for k in range(3)]
-            starts, parties = roomy_starts, list(range(1, 7))
-        else:
+            dates, starts, parties = lane(cfg), roomy_starts, list(range(1, 7))
+        elif kind == "tight":
             cfg = rng.choice(tight)
             dates, starts, parties = tight_dates, tight_starts, list(range(1, 5))
-        state = {
-            "booking_date": rng.choice(dates).isoformat(),
-            "start_time": rng.choice(starts),
-            "party_size": rng.choice(parties),
-            "customer_name": f"Guest {n}",
-            "customer_email": f"guest-{n:05d}@chaos.example",
-            "notes": None,
+        elif kind == "late":
+            cfg, starts = rng.choice(late)
+            dates, parties, durations = late_dates, list(range(1, 5)), [45, 60, 90, 120, 150]
+        else:  # half of the walk-ins at restaurants without a contact_email
+            no_contact = [c for c in roomy if c["contact_email"] is None]
+            cfg = rng.choice(no_contact if no_contact and rng.random() < 0.5 else roomy)
+            dates, starts, parties = lane(cfg), roomy_starts, list(range(1, 7))
+            source, channel = "ops", "ops.walkin"
+            key = rng.choice([None, f"WalkIn/{n:05d}-Front Desk",
+                              f"OPS-Desk::Evening-Shift::{n:05d}::Table-Request"])
+            email = rng.choice([email, None, ""])
+            phone = rng.choice([f"+44 20 7946 {n:04d}", f"+44 20 7946 {n:04d}", None, ""])
+            stats["walkin_with_key"] += key is not None
+            stats["walkin_without_email"] += not email
+            stats["walkin_at_restaurant_without_contact"] += cfg["contact_email"] is None
+        start = rng.choice(starts)
+        day = rng.choice(dates)
+        if kind == "late":  # after-midnight starts mostly on the later date: they compete
+            day = late_dates[1] if start < "12:00" and rng.random() < 0.8 else late_dates[0]
+        duration = rng.choice(durations) if durations and rng.random() < 0.5 else None
+        state: dict[str, Any] = {
+            "booking_id": bid, "restaurant_id": cfg["restaurant_id"],
+            "booking_date": day.isoformat(), "start_time": start,
+            "end_time": _plus(start, duration) if duration else None,
+            "party_size": rng.choice(parties), "customer_name": f"Guest {n}",
+            "customer_email": email, "customer_phone": phone, "notes": None,
         }
-        seq = [make_change("booking.created", bid, cfg.restaurant_id, event_id=event_id(), **state)]
-        for k in range(rng.choice([0, 1, 1, 2, 2, 3, 4])):
+        if kind == "late" and state["end_time"] and state["end_time"] < start:
+            stats["late_explicit_end_next_day"] += 1
+        walk = {"source": source, "channel": channel}
+        seq = [change_event("booking.created", event_id(), dict(state), idempotency_key=key, **walk)]
+        # Keyed walk-ins submitted twice stay simple (no edit, no cancel) so the repeat's
+        # expectation is only "creates nothing".
+        repeat = kind == "walkin" and key is not None and rng.random() < 0.3
+        n_edits = 0 if repeat else rng.choice([0, 1, 1, 2, 2, 3, 4])
+        for k in range(n_edits):
             if rng.random() < 0.5:
-                field_name, choices = rng.choice(
-                    [("booking_date", [d.isoformat() for d in dates]), ("start_time", starts),
-                     ("party_size", parties)]
-                )
-                state[field_name] = rng.choice([c for c in choices if c != state[field_name]])
+                fields = [("booking_date", [d.isoformat() for d in dates]), ("start_time", starts),
+                          ("party_size", parties)]
+                if durations:
+                    fields.append(("end_time", [None, *durations]))
+                field_name, choices = rng.choice(fields)
+                if field_name == "end_time":
+                    duration = rng.choice([c for c in choices if c != duration])
+                else:
+                    state[field_name] = rng.choice([c for c in choices if c != state[field_name]])
+                state["end_time"] = _plus(state["start_time"], duration) if duration else None
             else:
                 state["notes"] = f"edit {k}: {rng.choice(['window', 'birthday', 'quiet', 'high chair'])}"
-            seq.append(make_change("booking.updated", bid, cfg.restaurant_id,
-                                   event_id=event_id(), **state))
-        if rng.random() < 0.25:
-            seq.append(make_cancel(bid, cfg.restaurant_id, event_id=event_id()))
+            if kind == "walkin" and not state["customer_email"] and rng.random() < 0.2:
+                state["customer_email"] = f"guest-{n:05d}@chaos.example"  # staff add it later
+                stats["walkin_email_added_by_edit"] += 1
+            seq.append(change_event("booking.updated", event_id(), dict(state), **walk))
+        if not repeat and rng.random() < 0.25:
+            seq.append(change_event("booking.cancelled", event_id(),
+                                    {"booking_id": bid, "restaurant_id": cfg["restaurant_id"]},
+                                    **walk))
         # Spread each booking's changes over the run; sorting by time keeps their order.
-        at = rng.uniform(0.0, 0.85)
+        at = rng.uniform(0.0, 0.6 if repeat else 0.85)
         for change in seq:
             timed.append((at, len(timed), change))
             at = min(1.0, at + rng.uniform(0.01, 0.12))
+        if repeat:
+            again = {**state, "booking_id": f"{bid}-again"}
+            timed.append((min(1.0, at + rng.uniform(0.25, 0.35)), len(timed),
+                          change_event("booking.created", event_id(), again,
+                                       idempotency_key=key, **walk)))
+            stats["walkin_repeated_submissions"] += 1
     timed.sort(key=lambda t: (t[0], t[1]))
+    late_cfgs = [cfg for cfg, _ in late]
     return Workload(
-        restaurants=roomy + tight,
+        restaurants=roomy + tight + late_cfgs,
         changes=[c for _, _, c in timed],
-        always_seatable={c.restaurant_id for c in roomy},
+        always_seatable={c["restaurant_id"] for c in roomy},
+        late_restaurants={c["restaurant_id"] for c in late_cfgs},
+        stats={"changes": len(timed), "restaurants": len(roomy) + len(tight) + len(late_cfgs),
+               **dict(sorted(stats.items()))},
     )
 
 
-def input_change(change: BookingChange, partition: int, offset: int, sent_at_s: float) -> checks.InputChange:
-    b = change.booking
+def input_change(change: dict[str, Any], partition: int, offset: int,
+                 sent_at_s: float) -> checks.InputChange:
+    b = change["booking"]
     return checks.InputChange(
-        event_id=change.event_id,
-        type=change.type,
-        booking_id=b.booking_id,
-        restaurant_id=b.restaurant_id,
-        booking_date=b.booking_date.isoformat() if b.booking_date else None,
-        start_time=b.start_time.strftime("%H:%M") if b.start_time else None,
-        party_size=b.party_size,
-        notes=b.notes,
+        event_id=change["event_id"],
+        type=change["type"],
+        booking_id=b["booking_id"],
+        restaurant_id=b["restaurant_id"],
+        booking_date=b.get("booking_date"),
+        start_time=b.get("start_time"),
+        party_size=b.get("party_size"),
+        notes=b.get("notes"),
         partition=partition,
         offset=offset,
         sent_at_s=sent_at_s,
+        end_time=b.get("end_time"),
+        source=change["source"],
+        channel=change.get("channel"),
+        idempotency_key=change.get("idempotency_key"),
+        customer_email=b.get("customer_email"),
+        customer_phone=b.get("customer_phone"),
     )
 
 
 def chaos_timeline(seed: int, duration_s: float) -> list[tuple[float, str]]:
-    """(seconds after production starts, action): kills every 15-25 s, one PG restart."""
+    """(seconds after production starts, action): kills every 15-25 s, one PG restart, one
+    slow-mail phase, one SMTP outage."""
     rng = random.Random(seed ^ 0x5EA7)
     timeline: list[tuple[float, str]] = []
     t = rng.uniform(8, 15)
     while t < duration_s - 5:
         timeline.append((t, "kill"))
         t += rng.uniform(15, 25)
+    timeline.append((duration_s * SLOW_MAIL_AT, "slow_mail"))
     timeline.append((duration_s * 0.45, "restart_postgres"))
     timeline.append((duration_s * 0.65, "smtp_outage"))
     return sorted(timeline)
@@ -251,6 +391,9 @@ class Journal:
     starts: list[dict[str, Any]] = field(default_factory=list)
     postgres: list[dict[str, Any]] = field(default_factory=list)
     smtp: list[dict[str, Any]] = field(default_factory=list)
+    slow_mail: list[dict[str, Any]] = field(default_factory=list)
+    # Restaurants the service did not store (e.g. a configuration it rejected).
+    restaurants_missing: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # Workers that exited without our kill (a crash, or a signal from outside the run).
     unexpected_exits: list[dict[str, Any]] = field(default_factory=list)
@@ -265,6 +408,7 @@ class Run:
         self.rng = random.Random(self.seed ^ 0xC4A05)
         self.journal = Journal()
         self.t0 = time.monotonic()
+        self.wall_t0 = time.time()  # the same instant on the wall clock (sink file names)
         self.broker: EmbeddedBroker | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.sink: MailSink | None = None
@@ -278,6 +422,9 @@ class Run:
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 2)
 
+    def start_clock(self) -> None:
+        self.t0, self.wall_t0 = time.monotonic(), time.time()
+
     # --- stack and workers ---------------------------------------------------------------
 
     async def start_stack(self) -> None:
@@ -290,8 +437,12 @@ class Run:
         finally:
             await conn.close()
         self.db_url = urlunsplit(urlsplit(self.postgres.url)._replace(path="/chaos"))
+        extra: dict[str, Any] = {}
+        if "email_lease_s" in Settings.model_fields:  # the lead's setting, when present
+            extra["email_lease_s"] = EMAIL_LEASE_S
         self.settings = Settings().model_copy(
             update={
+                **extra,
                 "kafka_bootstrap": self.broker.bootstrap,
                 "database_url": self.db_url,
                 "smtp_host": self.sink.host,
@@ -416,6 +567,19 @@ class Run:
         await asyncio.to_thread(self.sink.start)
         self.journal.smtp.append({"stopped_at_s": stopped_at, "started_at_s": self.now()})
 
+    async def slow_mail(self) -> None:
+        assert self.sink is not None
+        phase_s = self.size.duration_s * SLOW_MAIL_SHARE
+        self.sink.set_delay(*SLOW_MAIL_DELAY_S)
+        entry: dict[str, Any] = {"from_s": self.now(), "delay_s": list(SLOW_MAIL_DELAY_S),
+                                 "planned_s": round(phase_s, 1)}
+        self.journal.slow_mail.append(entry)
+        try:
+            await asyncio.sleep(phase_s)
+        finally:
+            self.sink.set_delay(0)
+            entry["to_s"] = self.now()
+
     async def chaos(self, timeline: list[tuple[float, str]]) -> None:
         outages: list[asyncio.Task[None]] = []
         for at, action in timeline:
@@ -427,13 +591,15 @@ class Run:
                     await self.restart_postgres()
                 elif action == "smtp_outage":  # overlaps the kills
                     outages.append(asyncio.create_task(self.smtp_outage()))
+                elif action == "slow_mail":  # overlaps kills and the PostgreSQL restart
+                    outages.append(asyncio.create_task(self.slow_mail()))
             except Exception as exc:  # noqa: BLE001 - recorded; the run goes on
                 self.journal.errors.append(f"{self.now()}s {action}: {exc!r}"[:2000])
         await asyncio.gather(*outages)
 
     # --- input -------------------------------------------------------------------------------
 
-    async def publish_restaurants(self, restaurants: list[RestaurantConfig]) -> None:
+    async def publish_restaurants(self, restaurants: list[dict[str, Any]]) -> None:
         assert self.settings is not None
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
                                     enable_idempotence=False)
@@ -441,13 +607,13 @@ class Run:
         try:
             topic = TopicNames(self.settings.topic_prefix).restaurants
             for cfg in restaurants:
-                await producer.send(topic, cfg.model_dump_json().encode(),
-                                    key=cfg.restaurant_id.encode())
+                await producer.send(topic, json.dumps(cfg).encode(),
+                                    key=cfg["restaurant_id"].encode())
             await producer.flush()
         finally:
             await producer.stop()
 
-    async def produce(self, changes: list[BookingChange]) -> list[checks.InputChange]:
+    async def produce(self, changes: list[dict[str, Any]]) -> list[checks.InputChange]:
         """Send the changes at a steady rate over the run; where each landed, and when."""
         assert self.settings is not None
         topic = TopicNames(self.settings.topic_prefix).booking_changes
@@ -455,13 +621,13 @@ class Run:
                                     enable_idempotence=False, linger_ms=20)
         await producer.start()
         rate = len(changes) / self.size.duration_s
-        sent: list[tuple[BookingChange, asyncio.Future[Any], float]] = []
+        sent: list[tuple[dict[str, Any], asyncio.Future[Any], float]] = []
         try:
             for i, change in enumerate(changes):
                 await asyncio.sleep(max(0.0, i / rate - self.now()))
                 fut = await producer.send(
-                    topic, change.model_dump_json().encode(),
-                    key=change.booking.booking_id.encode(),
+                    topic, json.dumps(change).encode(),
+                    key=change["booking"]["booking_id"].encode(),
                 )
                 sent.append((change, fut, self.now()))
             await producer.flush()
@@ -478,18 +644,37 @@ class Run:
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.db_url)
 
-    async def wait_restaurants(self, count: int, timeout: float = 60.0) -> None:
+    async def wait_restaurants(self, workload: Workload, timeout: float = 60.0,
+                               grace_s: float = 10.0) -> None:
+        """Until every restaurant is stored. The late ones (a service past midnight, which a
+        service without CONTRACT rev 2 rejects) get `grace_s` after the others; the ones still
+        missing are journalled and the run goes on (their bookings stay parked: a finding)."""
+        wanted = {c["restaurant_id"] for c in workload.restaurants}
+        required = wanted - workload.late_restaurants
         deadline = time.monotonic() + timeout
+        required_at: float | None = None
+        stored: set[str] = set()
         while time.monotonic() < deadline:
             with contextlib.suppress(asyncpg.PostgresError, OSError):
                 conn = await self.db()
                 try:
-                    if await conn.fetchval("SELECT count(*) FROM restaurants") >= count:
-                        return
+                    stored = {r["restaurant_id"] for r in
+                              await conn.fetch("SELECT restaurant_id FROM restaurants")}
                 finally:
                     await conn.close()
+            if wanted <= stored:
+                return
+            if required <= stored:
+                required_at = required_at or time.monotonic()
+                if time.monotonic() - required_at > grace_s:
+                    self.journal.restaurants_missing = sorted(wanted - stored)
+                    self.journal.errors.append(
+                        f"the workers did not store {sorted(wanted - stored)} (rejected?); "
+                        "going on: their bookings stay parked")
+                    return
             await asyncio.sleep(0.5)
-        raise RuntimeError(f"the workers did not store {count} restaurants in {timeout:.0f} s")
+        raise RuntimeError(f"the workers did not store {sorted(required - stored)} in "
+                           f"{timeout:.0f} s")
 
     async def progress(self) -> dict[str, int]:
         conn = await self.db()
@@ -502,7 +687,9 @@ class Run:
                 " (SELECT count(*) FROM notifications WHERE status = 'sent') AS mail_sent,"
                 " (SELECT count(*) FROM bookings WHERE status = 'pending'"
                 "   AND alloc_state IN ('queued', 'retry')) AS alloc_active,"
-                " (SELECT count(*) FROM parked_changes) AS parked"
+                " (SELECT count(*) FROM parked_changes) AS parked,"
+                " (SELECT count(*) FROM parked_changes p WHERE NOT EXISTS (SELECT 1 FROM"
+                "   restaurants r WHERE r.restaurant_id = p.restaurant_id)) AS parked_unconfigured"
             )
         finally:
             await conn.close()
@@ -520,7 +707,10 @@ class Run:
                 self.journal.errors.append(f"{self.now()}s quiescence poll: {exc!r}")
                 await asyncio.sleep(2)
                 continue
-            idle = not (now["outbox"] or now["mail_active"] or now["alloc_active"] or now["parked"])
+            # Changes parked for a restaurant the service never stored wait forever: they do
+            # not hold up quiescence (check_drained still reports them).
+            idle = not (now["outbox"] or now["mail_active"] or now["alloc_active"]
+                        or now["parked"] - now["parked_unconfigured"])
             if idle and now["processed"] >= produced:
                 # Let the last sends and commits settle, then confirm nothing moved.
                 await asyncio.sleep(3)
@@ -561,11 +751,13 @@ class Run:
             )
             rows = await conn.fetch(
                 "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
-                " party_size, notes, alloc_state, episode_kind FROM bookings"
+                " requested_end_time, party_size, notes, alloc_state, episode_kind,"
+                " customer_email, customer_phone FROM bookings"
             )
             notes = await conn.fetch(
                 "SELECT booking_id, kind, pending_ref, status FROM notifications"
             )
+            parked = [r["event_id"] for r in await conn.fetch("SELECT event_id FROM parked_changes")]
             progress = await self.progress()
         finally:
             await conn.close()
@@ -579,6 +771,9 @@ class Run:
                 start_time=r["start_time"].strftime("%H:%M"), party_size=r["party_size"],
                 notes=r["notes"], alloc_state=r["alloc_state"], episode_kind=r["episode_kind"],
                 table_ids=tuple(sorted(held.get(r["booking_id"], []))),
+                requested_end_time=(r["requested_end_time"].strftime("%H:%M")
+                                    if r["requested_end_time"] is not None else None),
+                customer_email=r["customer_email"], customer_phone=r["customer_phone"],
             )
             for r in rows
         }
@@ -592,18 +787,33 @@ class Run:
                 pending_ref=v.get("pending_ref"), caused_by=v.get("caused_by"),
                 table_ids=tuple(v["table_ids"]) if v.get("table_ids") is not None else None,
                 partition=rec.partition, offset=rec.offset,
+                booking_version=v.get("booking_version"),
             ))
         dead = await read_topic(self.settings.kafka_bootstrap, topics.dead_letters, timeout=20)
+        dead_lettered: dict[str, str] = {}
+        for rec in dead:
+            with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                event_id = json.loads(rec.value)["event_id"]
+                headers = {k: v.decode(errors="replace") for k, v in rec.headers}
+                dead_lettered[str(event_id)] = (f"{headers.get('x-dlq-stage')}: "
+                                                f"{headers.get('x-dlq-exception-message', '')[:200]}")
         parser = BytesParser(policy=email.policy.default)
         sink = []
         for path in self.sink.message_files():
             with path.open("rb") as fh:
                 msg = parser.parse(fh, headersonly=True)
-            sink.append(checks.SinkMail(message_id=str(msg["Message-ID"]).strip(),
-                                        kind=str(msg["X-Seatflow-Kind"]),
-                                        booking_id=str(msg["X-Seatflow-Booking"]), file=path.name))
+            stored_ns = path.name.split("-", 1)[0]
+            sink.append(checks.SinkMail(
+                message_id=str(msg["Message-ID"]).strip(), kind=str(msg["X-Seatflow-Kind"]),
+                booking_id=str(msg["X-Seatflow-Booking"]), file=path.name,
+                to=str(msg["X-Envelope-To"] or ""),
+                at_s=(round(int(stored_ns) / 1e9 - self.wall_t0, 3) if stored_ns.isdigit()
+                      else None),
+            ))
         return {
             "processed": processed,
+            "parked": parked,
+            "dead_lettered": dead_lettered,
             "bookings": bookings,
             "assignments": [checks.Assignment(t["booking_id"], t["restaurant_id"], t["table_id"],
                                               t["s"], t["e"]) for t in tables],
@@ -651,23 +861,32 @@ def near_kills(at_s: float, kills: list[dict[str, Any]]) -> dict[str, float | No
 
 
 def evaluate(
-    inputs: list[checks.InputChange], always_seatable: set[str], snap: dict[str, Any],
-    journal: Journal,
+    inputs: list[checks.InputChange], workload: Workload, snap: dict[str, Any], journal: Journal,
 ) -> list[checks.CheckResult]:
-    expected = checks.expected_states(inputs, always_seatable)
-    lost = checks.check_none_lost(inputs, snap["processed"], snap["committed"]["booking_changes"])
+    restaurants = {c["restaurant_id"]: c for c in workload.restaurants}
+    expected = checks.expected_states(inputs, workload.always_seatable, restaurants)
+    repeats = checks.repeated_submissions(inputs)
+    lost = checks.check_none_lost(inputs, snap["processed"], snap["committed"]["booking_changes"],
+                                  dead_lettered=snap["dead_lettered"], parked=snap["parked"])
     for entry in lost.details["lost_events"]:
         entry.update(near_kills(entry["sent_at_s"], journal.kills))
-    allowed = len(journal.kills) + WORKERS * len(journal.smtp)
+    # CONTRACT §4 rev 2: a repeat only for a crash, one per killed worker (one per kill);
+    # none for the SMTP outage or the slow phase.
+    kills_at = [k["at_s"] for k in journal.kills]
     return [
         lost,
         checks.check_final_states(expected, snap["bookings"], snap["status_events"]),
         checks.check_emails(snap["sink"], snap["notifications"], expected, snap["bookings"],
-                            allowed_repeats=allowed),
+                            allowed_repeats=len(kills_at), kills_at_s=kills_at),
         checks.check_tables(snap["assignments"], snap["bookings"]),
         checks.check_applied_once(expected, snap["status_events"]),
         checks.check_drained(snap["leftovers"]),
         checks.check_workers(journal.unexpected_exits),
+        checks.check_fit(expected, snap["bookings"], restaurants),
+        checks.check_windows(expected, snap["bookings"], snap["assignments"], restaurants),
+        checks.check_walkins(expected, snap["bookings"], snap["sink"], repeats,
+                             snap["status_events"]),
+        checks.check_versions(expected, snap["status_events"]),
     ]
 
 
@@ -689,6 +908,11 @@ async def run(args: argparse.Namespace) -> int:
         "started_at": stamp, "workers": WORKERS, "partitions": PARTITIONS,
         "inline_confirm_window_ms": INLINE_WINDOW_MS, "retry_delays_ms": RETRY_DELAYS_MS,
         "changes": len(workload.changes), "restaurants": len(workload.restaurants),
+        "workload": workload.stats,
+        "slow_mail": {"delay_s": list(SLOW_MAIL_DELAY_S), "at": SLOW_MAIL_AT,
+                      "share": SLOW_MAIL_SHARE},
+        "email_lease_s": EMAIL_LEASE_S if "email_lease_s" in Settings.model_fields
+        else "not a setting of this code (the service's own default)",
         "faust_fixes": not args.without_faust_fixes, "code": code_version(),
     }
     wall = time.monotonic()
@@ -698,8 +922,8 @@ async def run(args: argparse.Namespace) -> int:
         await chaos_run.start_stack()
         await chaos_run.publish_restaurants(workload.restaurants)
         await asyncio.gather(*(chaos_run.start_worker() for _ in range(WORKERS)))
-        await chaos_run.wait_restaurants(len(workload.restaurants))
-        chaos_run.t0 = time.monotonic()
+        await chaos_run.wait_restaurants(workload)
+        chaos_run.start_clock()
         producer = asyncio.create_task(chaos_run.produce(workload.changes))
         watchdog = asyncio.create_task(chaos_run.watchdog())
         await chaos_run.chaos(timeline)
@@ -710,20 +934,35 @@ async def run(args: argparse.Namespace) -> int:
         watchdog.cancel()
         snap = await chaos_run.snapshot()
         chaos_run.stop_all()
-        results = evaluate(inputs, workload.always_seatable, snap, chaos_run.journal)
+        results = evaluate(inputs, workload, snap, chaos_run.journal)
         report["dead_letters"] = snap["dead_letters"]
         report["committed_offsets"] = snap["committed"]
         report["checks"] = [r.to_json() for r in results]
-        lost, _, mails, tables, _, drained, _ = results
+        by = {r.name: r for r in results}
+        lost, mails, drained = by["none_lost"], by["emails"], by["drained"]
+        slow = chaos_run.journal.slow_mail
         summary = {
             "changes": len(inputs), "bookings": len(snap["bookings"]),
             "kills": len(chaos_run.journal.kills), "lost": lost.counts["lost"],
+            "lost_silently": lost.counts["lost_silently"],
             "lost_by_partition": json.dumps(lost.details["lost_by_partition"], separators=(",", ":")),
-            "wrong_final": len(results[1].problems), "dup_emails": mails.counts.get("duplicate", 0),
+            "wrong_final": len(by["final_states"].problems),
+            "dup_emails": mails.counts.get("duplicate", 0),
             "crash_window_repeats": mails.counts["crash_window_repeats"],
-            "emails": mails.counts["delivered"], "overlaps": tables.counts["overlaps"],
-            "applied_twice_problems": len(results[4].problems),
+            "repeats_without_kill": mails.counts.get("repeat_without_kill", 0),
+            "emails": mails.counts["delivered"],
+            "emails_in_slow_phase": sum(
+                1 for m in snap["sink"] if m.at_s is not None and slow
+                and slow[0]["from_s"] <= m.at_s <= slow[0].get("to_s", m.at_s)),
+            "overlaps": by["tables"].counts["overlaps"],
+            "misfits": len(by["fit"].problems), "wrong_windows": len(by["windows"].problems),
+            "walkin_problems": len(by["walkins"].problems),
+            "version_problems": ("skipped" if by["versions"].counts.get("skipped")
+                                 else len(by["versions"].problems)),
+            "applied_twice_problems": len(by["applied_once"].problems),
             "outbox_left": drained.counts["outbox_rows"],
+            "dead_letters": drained.counts["dead_letters"],
+            "parked_left": drained.counts["parked_changes"],
             "unexpected_worker_exits": len(chaos_run.journal.unexpected_exits),
         }
         report["summary"] = summary
