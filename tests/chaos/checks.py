@@ -507,14 +507,16 @@ def check_emails(
     *,
     allowed_repeats: int,
     kills_at_s: Sequence[float] | None = None,
+    repeats_per_kill: int = 1,
 ) -> CheckResult:
     """Exactly once per (booking, kind, pending_ref) — the Message-ID names that triple.
 
     A repeat with the same Message-ID is what CONTRACT §4 allows for a worker killed between
     the server's acceptance and the record: counted apart, and at most `allowed_repeats`
-    (one per kill; rev 2 grants none for an outage or a slow server). With `kills_at_s`
-    (when the run killed workers) each repeat must also be attributable: its first copy
-    stored at most REPEAT_KILL_WINDOW_S before a kill, one repeat per kill.
+    (one per message in flight on a killed worker: `repeats_per_kill`, its SMTP connections;
+    rev 2 grants none for an outage or a slow server). With `kills_at_s` (when the run killed
+    workers) each repeat must also be attributable: its first copy stored at most
+    REPEAT_KILL_WINDOW_S before a kill, at most `repeats_per_kill` repeats per kill.
     A booking whose stored address is synthetic or blank gets no guest email: its final
     email's row must be `skipped` instead (likewise allocation_failed for a restaurant
     without contact_email).
@@ -543,7 +545,8 @@ def check_emails(
         if mail.message_id in repeats and mail.at_s is not None:
             copy_times[mail.message_id].append(mail.at_s)
     attributed = attribute_repeats(
-        {mid: copy_times.get(mid, []) for mid in repeats}, kills_at_s or ()
+        {mid: copy_times.get(mid, []) for mid in repeats}, kills_at_s or (),
+        per_kill=repeats_per_kill,
     )
     if kills_at_s is not None:
         for mid, charged in sorted(attributed.items()):
@@ -638,26 +641,28 @@ def check_emails(
 
 
 def attribute_repeats(
-    copies_at_s: Mapping[str, Sequence[float]], kills_at_s: Sequence[float]
+    copies_at_s: Mapping[str, Sequence[float]], kills_at_s: Sequence[float], *,
+    per_kill: int = 1,
 ) -> dict[str, list[float | None]]:
     """Message-ID -> per repeat, the kill (seconds) it is charged to, or None.
 
     Every copy but the last of a repeated message was accepted just before a worker that had
-    sent it was killed: that kill comes after the copy, within REPEAT_KILL_WINDOW_S. One
-    repeat per kill (a killed worker had at most one message in flight). The earliest copy
-    takes the earliest free kill (optimal for windows of one length).
+    sent it was killed: that kill comes after the copy, within REPEAT_KILL_WINDOW_S. At
+    most `per_kill` repeats per kill (a killed worker had at most one message in flight on
+    each of its SMTP connections). The earliest copy takes the earliest free kill.
     """
     pending = sorted(
         (t, mid) for mid, times in copies_at_s.items() for t in sorted(times)[:-1]
     )
     free = sorted(kills_at_s)
-    used = [False] * len(free)
+    used = [0] * len(free)
     out: dict[str, list[float | None]] = {mid: [] for mid in copies_at_s}
     for at, mid in pending:
         charged: float | None = None
         for i, kill in enumerate(free):
-            if not used[i] and at - 0.5 <= kill <= at + REPEAT_KILL_WINDOW_S:
-                used[i], charged = True, kill
+            if used[i] < per_kill and at - 0.5 <= kill <= at + REPEAT_KILL_WINDOW_S:
+                used[i] += 1
+                charged = kill
                 break
         out[mid].append(charged)
     return out

@@ -658,6 +658,17 @@ def test_one_kill_explains_one_repeat() -> None:
     assert attributed == {"m": [2.0, 6.0]}  # three copies: two crashes
 
 
+def test_a_kill_explains_one_repeat_per_smtp_connection_of_the_killed_worker() -> None:
+    sink = [replace(SINK[0], at_s=30.0), replace(SINK[1], at_s=30.5), *SINK[2:],
+            replace(SINK[0], at_s=50.0), replace(SINK[1], at_s=50.0)]
+    two = checks.check_emails(sink, NOTIFICATIONS, expected(), BOOKINGS, allowed_repeats=2,
+                              kills_at_s=[31.0], repeats_per_kill=2)
+    assert two.ok, two.problems
+    assert two.counts["repeats_attributed_to_kills"] == 2
+    assert checks.attribute_repeats({"a": [1.0, 3.0], "b": [1.5, 4.0], "c": [1.7, 5.0]},
+                                    [2.0], per_kill=2) == {"a": [2.0], "b": [2.0], "c": [None]}
+
+
 # --- booking_version ------------------------------------------------------------------------------
 
 
