@@ -89,9 +89,13 @@ class WorkerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.web_port}"
 
-    def start(self, *, timeout: float = 30.0) -> WorkerProcess:
+    def start(self, *, timeout: float = 30.0, until_consuming: bool = False) -> WorkerProcess:
+        """Start the worker; return once /health answers 200 and, with `until_consuming`,
+        once it has its partitions and fetches (healthy comes seconds before that: the
+        group join; a test's first event would otherwise spend its wait on the join)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        log_from = log.tell()
         self.process = subprocess.Popen(
             [str(SEATFLOW_BIN), "worker"],
             env=settings_env(self.settings),
@@ -103,10 +107,19 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early; log: {self.log_tail()}")
-            if self.health()[0] == 200:
+            if self.health()[0] == 200 and (not until_consuming or self._consuming(log_from)):
                 return self
             time.sleep(0.2)
-        raise RuntimeError(f"worker not healthy after {timeout}s; log: {self.log_tail()}")
+        raise RuntimeError(f"worker not ready after {timeout}s; log: {self.log_tail()}")
+
+    def _consuming(self, log_from: int) -> bool:
+        """Faust logs "Worker ready" once partitions are assigned and the fetcher runs."""
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(log_from)
+                return b"Worker ready" in fh.read()
+        except OSError:
+            return False
 
     def health(self) -> tuple[int, dict[str, Any]]:
         return self.get("/health")
@@ -172,7 +185,7 @@ def start_worker(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         s = settings or worker_settings(stack, root, **overrides)
         w = WorkerProcess(s, root / f"{s.topic_prefix}{len(started)}.log")
         started.append(w)
-        return w.start()
+        return w.start(timeout=60.0, until_consuming=True)
 
     yield start
     # SIGTERM all first, then wait: shutdowns overlap instead of adding up.
