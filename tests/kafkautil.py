@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 
 async def read_topic(
@@ -81,3 +82,22 @@ def json_values(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
 
 def keys(records: list[ConsumerRecord]) -> list[str | None]:
     return [r.key.decode() if r.key is not None else None for r in records]
+
+
+async def partition_count(bootstrap: str, topic: str, *, timeout: float = 10.0) -> int:  # noqa: ASYNC109
+    """How many partitions `topic` has (waits for it to exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic, time.monotonic() + timeout, wait=True)
+    finally:
+        await consumer.stop()
+    if not partitions:
+        raise AssertionError(f"topic {topic} does not exist")
+    return len(partitions)
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition aiokafka's default partitioner (the one `Publisher` uses) picks for `key`."""
+    every = list(range(partitions))
+    return DefaultPartitioner()(key.encode(), every, every)

@@ -16,9 +16,8 @@ from typing import Any
 from mail.render import SUBJECTS, message_id_for
 from models.events import NotificationRecord
 from producers.publisher import make_cancel
-from tests.integration.conftest import Harness, WorkerProcess, restaurant
+from tests.integration.conftest import PROMPT_WINDOW_MS, Harness, WorkerProcess, restaurant
 from tests.integration.test_lifecycle import (
-    SETTLE_S,
     created,
     email_sent,
     ops_of,
@@ -80,11 +79,15 @@ def queued_records(values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return by_kind
 
 
-async def test_each_kind_arrives_once_as_the_contract_describes(harness: Harness) -> None:
+async def test_each_kind_arrives_once_as_the_contract_describes(paced_harness: Harness) -> None:
     """One table. a: confirmed -> edited onto b's slot (modification_pending, allocation_failed)
     -> b cancelled frees it (modification_confirmed); c: too big (request_received,
-    allocation_failed)."""
-    h = harness
+    allocation_failed).
+
+    Paced worker: a and b are confirmed well inside the 5 s window (no request_received),
+    a's edit and c stay pending past it, and the window is shorter than the retries, so each
+    pending email is sent before the allocation_failed of its episode."""
+    h = paced_harness
     rid = h.ids("r")
     a, b, c = h.ids("a"), h.ids("b"), h.ids("c")
     contact = f"host-{h.tag}@resto.example"
@@ -96,14 +99,16 @@ async def test_each_kind_arrives_once_as_the_contract_describes(harness: Harness
     )
     await h.wait_booking(a, email_sent("confirmed"))
     await h.wait_booking(b, email_sent("confirmed"))
-    await h.wait_booking(c, email_sent("allocation_failed"))
 
-    await h.publish(updated(a, rid, start="21:00"))
+    await h.publish(updated(a, rid, start="21:00"))  # c's retries run meanwhile
+    await h.wait_booking(c, email_sent("request_received"))
+    await h.wait_booking(c, email_sent("allocation_failed"))
+    await h.wait_booking(a, email_sent("modification_pending"))
     await h.wait_booking(a, email_sent("allocation_failed"))
     await h.publish(make_cancel(b, rid))
     await h.wait_booking(a, email_sent("modification_confirmed"))
     await h.wait_booking(b, email_sent("cancelled"))
-    await asyncio.sleep(SETTLE_S)
+    await h.settle(a, b, c, restaurant_id=rid, emails=True)
 
     expected = {
         a: ["confirmed", "modification_pending", "allocation_failed", "modification_confirmed"],
@@ -149,9 +154,11 @@ async def test_each_kind_arrives_once_as_the_contract_describes(harness: Harness
 
 
 async def test_inline_window_fast_confirmation_only_slow_request_then_confirmed(
-    harness: Harness,
+    paced_harness: Harness,
 ) -> None:
-    h = harness
+    # Paced worker: `fast` is confirmed well inside the 5 s window; `slow` cannot be before
+    # the holder's cancel, which the test sends only after slow's pending email went out.
+    h = paced_harness
     rid = h.ids("r")
     holder, fast, slow = h.ids("holder"), h.ids("fast"), h.ids("slow")
     await h.publish(restaurant(rid, tables=1), created(h, holder, rid, start="19:00"),
@@ -162,7 +169,7 @@ async def test_inline_window_fast_confirmation_only_slow_request_then_confirmed(
     await h.wait_booking(slow, email_sent("request_received"))
     await h.publish(make_cancel(holder, rid))
     await h.wait_booking(slow, email_sent("confirmed"))
-    await asyncio.sleep(SETTLE_S)
+    await h.settle(fast, slow, restaurant_id=rid, emails=True)
 
     assert kinds_of(h, fast) == ["confirmed"]
     fast_view = h.booking(fast)
@@ -176,8 +183,8 @@ async def test_inline_window_fast_confirmation_only_slow_request_then_confirmed(
     ]
 
 
-async def test_redelivering_every_input_again_sends_nothing_new(harness: Harness) -> None:
-    h = harness
+async def test_redelivering_every_input_again_sends_nothing_new(prompt_harness: Harness) -> None:
+    h = prompt_harness  # every confirmation inside the window: no pending emails
     rid, a, b = h.ids("r"), h.ids("a"), h.ids("b")
     inputs = [
         restaurant(rid),
@@ -190,7 +197,7 @@ async def test_redelivering_every_input_again_sends_nothing_new(harness: Harness
     await h.publish(*later)
     await h.wait_booking(a, email_sent("modification_confirmed"))
     await h.wait_booking(b, email_sent("cancelled"))
-    await asyncio.sleep(SETTLE_S)
+    await h.settle(a, b, restaurant_id=rid, emails=True)
 
     def snapshot() -> dict[str, Any]:
         return {bid: (kinds_of(h, bid), h.booking(bid)) for bid in (a, b)}
@@ -201,7 +208,7 @@ async def test_redelivering_every_input_again_sends_nothing_new(harness: Harness
 
     before, before_topics = snapshot(), await published()
     await h.publish(*inputs, *later)
-    await asyncio.sleep(SETTLE_S + 1.0)
+    await h.settle(a, b, restaurant_id=rid, emails=True)
     assert snapshot() == before
     assert await published() == before_topics
     assert kinds_of(h, a) == ["confirmed", "modification_confirmed"]
@@ -209,9 +216,9 @@ async def test_redelivering_every_input_again_sends_nothing_new(harness: Harness
 
 
 async def test_smtp_outage_delivers_each_email_exactly_once_after_it_returns(
-    harness: Harness,
+    prompt_harness: Harness,
 ) -> None:
-    h = harness
+    h = prompt_harness  # confirmed inside the window: the confirmation is the only email
     sink = h.stack.mail_sink
     rid, a, b = h.ids("r"), h.ids("a"), h.ids("b")
     # ~6 s: the sender has failed 3 times by then and backs off 1, 2, 4 s; at 10 s its next
@@ -235,7 +242,7 @@ async def test_smtp_outage_delivers_each_email_exactly_once_after_it_returns(
         sink.start()
     for bid in (a, b):
         await h.wait_booking(bid, email_sent("confirmed"), timeout=20.0)
-    await asyncio.sleep(SETTLE_S)
+    await h.emails_settled()  # a send still under way has finished and been published
     assert kinds_of(h, a) == ["confirmed"]
     assert kinds_of(h, b) == ["confirmed"]
     for bid in (a, b):
@@ -247,18 +254,27 @@ async def test_smtp_outage_delivers_each_email_exactly_once_after_it_returns(
         assert [(n["kind"], n["status"]) for n in notes] == [("confirmed", "queued")]
 
 
-async def test_permanent_rejection_marks_the_email_failed_once(harness: Harness) -> None:
-    h = harness
+async def test_permanent_rejection_marks_the_email_failed_once(prompt_harness: Harness) -> None:
+    h = prompt_harness  # confirmed inside the window: the confirmation is the only email
     sink = h.stack.mail_sink
-    rid, bid = h.ids("r"), h.ids("b")
+    rid, bid, witness = h.ids("r"), h.ids("b"), h.ids("witness")
     sink.reject_recipients(re.escape(f"{bid}@guest.example"), 550)
+    # The witness's mail is refused temporarily, so the sender backs off and tries again.
+    sink.reject_recipients(re.escape(f"{witness}@guest.example"), 451)
     try:
         await h.publish(restaurant(rid), created(h, bid, rid))
         view = await h.wait_booking(
             bid, lambda v: any(e["kind"] == "confirmed" and e["status"] == "failed"
                                for e in v["emails"]),
         )
-        await asyncio.sleep(SETTLE_S + 1.0)  # longer than the first retry back-off
+        # The witness's first try comes after bid's, so its retry falls due after a retry
+        # of bid's would have: once the witness has been tried twice, bid had its turn.
+        await h.publish(created(h, witness, rid, start="21:00"))
+        await h.wait_booking(
+            witness, lambda v: any(e["kind"] == "confirmed" and e["attempts"] >= 2
+                                   for e in v["emails"]),
+        )
+        await h.emails_settled()
         view = h.booking(bid)
     finally:
         sink.accept_all()
@@ -276,7 +292,9 @@ async def test_permanent_rejection_marks_the_email_failed_once(harness: Harness)
 async def test_suppressed_emails_are_recorded_but_never_sent(
     start_worker: Callable[..., WorkerProcess], stack: Any,
 ) -> None:
-    h = Harness(start_worker(suppress_emails=True), stack)
+    # Confirmed inside the (long) window: no request_received is decided at all.
+    h = Harness(start_worker(suppress_emails=True, inline_confirm_window_ms=PROMPT_WINDOW_MS),
+                stack)
     rid, bid = h.ids("r"), h.ids("b")
     await h.publish(restaurant(rid), created(h, bid, rid))
     await h.wait_booking(bid, lambda v: any(e["kind"] == "confirmed" and e["status"] ==
@@ -284,6 +302,7 @@ async def test_suppressed_emails_are_recorded_but_never_sent(
     await h.publish(make_cancel(bid, rid))
     await h.wait_booking(bid, lambda v: any(e["kind"] == "cancelled" and e["status"] ==
                                             "suppressed" for e in v["emails"]))
+    await h.settle(bid, restaurant_id=rid, emails=True)
     notes = await wait_topic(h, "notifications", bid, lambda v: len(v) >= 2)
     assert {(n["kind"], n["status"]) for n in notes} == {
         ("confirmed", "suppressed"), ("cancelled", "suppressed")
@@ -297,5 +316,4 @@ async def test_suppressed_emails_are_recorded_but_never_sent(
     assert status_types(await h.topic_values("booking_status", key=bid)) == [
         "booking.pending", "booking.confirmed", "booking.cancelled"
     ]
-    await asyncio.sleep(SETTLE_S)
     assert h.mails(bid) == []

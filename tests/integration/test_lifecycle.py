@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +10,8 @@ from producers.publisher import make_cancel, make_change
 from tests.integration.conftest import Harness, WorkerProcess, restaurant
 
 DAY = "2030-06-14"
-# Long enough for a worker to have published whatever a change it applied would cause.
+# No longer used here: "nothing else happened" is proven with the harness's sentinels
+# (`Harness.settle` and friends), not a sleep. Kept for modules that still import it.
 SETTLE_S = 1.0
 
 
@@ -37,18 +36,11 @@ async def wait_topic(
     h: Harness,
     name: str,
     key: str,
-    predicate: Callable[[list[dict[str, Any]]], bool],
-    timeout: float = 10.0,
+    predicate: Callable[[list[dict[str, Any]]], Any],
+    timeout: float = 15.0,
 ) -> list[dict[str, Any]]:
     """The topic's values for `key` once `predicate` holds on them (AssertionError if never)."""
-    deadline = time.monotonic() + timeout
-    values: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        values = await h.topic_values(name, key=key, timeout=2.0)
-        if predicate(values):
-            return values
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{name} for {key} never matched; last seen: {values}")
+    return await h.wait_topic(name, key, predicate, timeout)
 
 
 def status_types(values: list[dict[str, Any]]) -> list[str]:
@@ -63,7 +55,8 @@ def email_sent(kind: str) -> Callable[[dict[str, Any]], bool]:
     return lambda b: any(e["kind"] == kind and e["status"] == "sent" for e in b["emails"])
 
 
-async def test_created_with_capacity_is_confirmed_with_one_email(harness: Harness) -> None:
+async def test_created_with_capacity_is_confirmed_with_one_email(prompt_harness: Harness) -> None:
+    harness = prompt_harness  # confirmed inside a window no latency reaches
     rid, bid = harness.ids("r"), harness.ids("b")
     await harness.publish(restaurant(rid), created(harness, bid, rid))
 
@@ -72,7 +65,7 @@ async def test_created_with_capacity_is_confirmed_with_one_email(harness: Harnes
     booking = await harness.wait_booking(
         bid, lambda b: any(e["kind"] == "confirmed" and e["status"] == "sent" for e in b["emails"])
     )
-    statuses = await harness.topic_values("booking_status", key=bid, min_count=2)
+    statuses = await wait_topic(harness, "booking_status", bid, lambda v: len(v) >= 2)
     assert [s["type"] for s in statuses] == ["booking.pending", "booking.confirmed"]
     assert statuses[1]["variant"] == "standard" and statuses[1]["reason"] == "created"
     assert statuses[0]["pending_ref"] == statuses[1]["pending_ref"] == booking["pending_ref"]
@@ -100,8 +93,9 @@ async def test_full_restaurant_waits_then_confirms_when_a_cancellation_frees_a_t
 
 
 async def test_realigning_edit_of_confirmed_booking_goes_pending_then_confirmed_modified(
-    harness: Harness,
+    prompt_harness: Harness,
 ) -> None:
+    harness = prompt_harness  # both confirmations land inside the window
     # One table: the edited booking can only get t1 again if its own hold was released.
     rid, bid = harness.ids("r"), harness.ids("b")
     create = created(harness, bid, rid, start="19:00")
@@ -135,7 +129,8 @@ async def test_realigning_edit_of_confirmed_booking_goes_pending_then_confirmed_
     ]
 
 
-async def test_details_only_edit_changes_nothing_else(harness: Harness) -> None:
+async def test_details_only_edit_changes_nothing_else(prompt_harness: Harness) -> None:
+    harness = prompt_harness
     rid, bid = harness.ids("r"), harness.ids("b")
     await harness.publish(restaurant(rid), created(harness, bid, rid))
     before = await harness.wait_booking(bid, email_sent("confirmed"))
@@ -144,8 +139,9 @@ async def test_details_only_edit_changes_nothing_else(harness: Harness) -> None:
         updated(bid, rid, customer_name="Ada King", notes="window seat please",
                 customer_phone="+44 20 0000 0000")
     )
-    after = await harness.wait_booking(bid, lambda b: b["customer_name"] == "Ada King")
-    await asyncio.sleep(SETTLE_S)
+    await harness.wait_booking(bid, lambda b: b["customer_name"] == "Ada King")
+    # Whatever the edit caused (a status event, an allocation, an email row) exists by now.
+    await harness.settle(bid, restaurant_id=rid)
     after = harness.booking(bid)
     assert after is not None
     assert after["customer_phone"] == "+44 20 0000 0000"
@@ -180,6 +176,8 @@ async def test_retries_used_up_end_in_allocation_failed_for_the_restaurant(
     booking = await harness.wait_booking(bid, email_sent("allocation_failed"))
     assert booking["status"] == "pending" and booking["table_ids"] == []
     assert booking["attempts"] == 1 + len(harness.settings.auto_assign_retry_delays_ms)
+    # Never confirmed: its request_received goes out once the (short) window has passed.
+    await harness.wait_booking(bid, email_sent("request_received"))
 
     ops = await wait_topic(harness, "ops_events", bid, lambda v: ops_of(v, "auto_assign.failed"))
     (failure,) = ops_of(ops, "auto_assign.failed")
@@ -195,14 +193,15 @@ async def test_retries_used_up_end_in_allocation_failed_for_the_restaurant(
     ]
 
 
-async def test_duplicate_event_id_has_one_effect(harness: Harness) -> None:
+async def test_duplicate_event_id_has_one_effect(prompt_harness: Harness) -> None:
+    harness = prompt_harness
     rid, bid = harness.ids("r"), harness.ids("b")
     create = created(harness, bid, rid)
     # Twice in one batch, and once more after it has been applied.
     await harness.publish(restaurant(rid), create, create)
     await harness.wait_booking(bid, email_sent("confirmed"))
     await harness.publish(create)
-    await asyncio.sleep(SETTLE_S)
+    await harness.settle(bid, restaurant_id=rid, emails=True)
 
     statuses = await harness.topic_values("booking_status", key=bid)
     assert status_types(statuses) == ["booking.pending", "booking.confirmed"]
@@ -212,21 +211,28 @@ async def test_duplicate_event_id_has_one_effect(harness: Harness) -> None:
 
 
 async def test_booking_cancelled_while_waiting_for_a_retry_is_never_confirmed(
-    harness: Harness,
+    paced_harness: Harness,
 ) -> None:
+    harness = paced_harness  # 3 s until the retry: the cancel certainly lands before it
     rid = harness.ids("r")
-    holder, bid = harness.ids("holder"), harness.ids("b")
+    holder, bid, witness = harness.ids("holder"), harness.ids("b"), harness.ids("witness")
     await harness.publish(restaurant(rid, tables=1), created(harness, holder, rid))
     await harness.wait_booking(holder, lambda b: b["status"] == "confirmed")
     await harness.publish(created(harness, bid, rid))
     await harness.wait_booking(bid, lambda b: b["attempts"] >= 1 and b["alloc_state"] == "retry")
 
-    await harness.publish(make_cancel(bid, rid))
-    await harness.wait_booking(bid, lambda b: b["status"] == "cancelled")
+    # The witness (too big for any table) fails after bid did, so its retry falls due after
+    # bid's would have: once the witness has been retried, bid's due retry had its turn.
+    await harness.publish(make_cancel(bid, rid), created(harness, witness, rid, party=3))
+    cancelled = await harness.wait_booking(bid, lambda b: b["status"] == "cancelled")
+    assert cancelled["attempts"] == 1, "the cancel did not land while bid waited for a retry"
+    await harness.wait_booking(witness, lambda b: b["attempts"] >= 1 and b["alloc_state"] == "retry")
     # Free the table too: neither the due retry nor the capacity sweep may pick it up.
     await harness.publish(make_cancel(holder, rid))
     await harness.wait_booking(holder, lambda b: b["status"] == "cancelled")
-    await asyncio.sleep(sum(harness.settings.auto_assign_retry_delays_ms) / 1000 + SETTLE_S)
+    await harness.allocations_decided(rid)  # the capacity sweep the cancel asked for
+    await harness.wait_booking(witness, lambda b: b["attempts"] >= 2)  # the retries' turn
+    await harness.allocations_decided(rid)
 
     booking = harness.booking(bid)
     assert booking is not None
@@ -239,6 +245,7 @@ async def test_booking_cancelled_while_waiting_for_a_retry_is_never_confirmed(
 async def test_without_auto_assign_new_bookings_wait_but_modifications_are_allocated(
     start_worker: Callable[..., WorkerProcess], stack: Any,
 ) -> None:
+    # Nothing is confirmed inside the window here; the short one only speeds the emails up.
     h = Harness(start_worker(feature_auto_assign_on_booking=False), stack)
     rid, bid = h.ids("r"), h.ids("b")
     await h.publish(restaurant(rid), created(h, bid, rid))
@@ -246,7 +253,9 @@ async def test_without_auto_assign_new_bookings_wait_but_modifications_are_alloc
     booking = await h.wait_booking(bid, email_sent("request_received"))
     assert booking["status"] == "pending" and booking["table_ids"] == []
     assert booking["attempts"] == 0
-    await asyncio.sleep(SETTLE_S)
+    await h.settle(bid, restaurant_id=rid)  # an allocation the create asked for: decided
+    booking = h.booking(bid)
+    assert booking is not None and booking["attempts"] == 0 and booking["table_ids"] == []
     assert status_types(await h.topic_values("booking_status", key=bid)) == ["booking.pending"]
 
     await h.publish(updated(bid, rid, start="20:00"))
@@ -262,18 +271,19 @@ async def test_without_auto_assign_new_bookings_wait_but_modifications_are_alloc
     await h.wait_booking(waiting, email_sent("request_received"))
     await h.publish(make_cancel(bid, rid))
     await h.wait_booking(bid, lambda b: b["status"] == "cancelled")
-    await asyncio.sleep(SETTLE_S)
+    await h.allocations_decided(rid)  # the capacity sweep the cancel asked for
     booking = h.booking(waiting)
     assert booking is not None and booking["status"] == "pending" and booking["table_ids"] == []
 
 
 async def test_booking_for_a_restaurant_that_arrives_later_waits_then_is_processed(
-    harness: Harness,
+    prompt_harness: Harness,
 ) -> None:
+    harness = prompt_harness  # confirmed inside the window once the restaurant is known
     rid, bid = harness.ids("r"), harness.ids("b")
     await harness.publish(created(harness, bid, rid))
-    await asyncio.sleep(SETTLE_S)
-    assert harness.booking(bid) is None  # waiting, not applied
+    await harness.changes_applied(bid)
+    assert harness.booking(bid) is None  # handled: waiting, not applied
 
     await harness.publish(restaurant(rid))
     booking = await harness.wait_booking(bid, email_sent("confirmed"))
@@ -293,8 +303,9 @@ async def test_booking_whose_start_has_passed_is_not_allocated(harness: Harness)
             customer_name="Late Larry", customer_email=f"{bid}@guest.example",
         ),
     )
-    booking = await harness.wait_booking(bid, lambda b: b["attempts"] >= 1)
-    await asyncio.sleep(SETTLE_S)
+    # A start that has passed cannot be cured by a retry: the first failure ends the episode.
+    await harness.wait_booking(bid, lambda b: b["attempts"] >= 1 and b["alloc_state"] != "queued")
+    await harness.settle(bid, restaurant_id=rid)
     booking = harness.booking(bid)
     assert booking is not None
     assert booking["status"] == "pending" and booking["table_ids"] == []
@@ -304,8 +315,9 @@ async def test_booking_whose_start_has_passed_is_not_allocated(harness: Harness)
 
 
 async def test_realigning_edit_during_retries_starts_a_new_episode_only_it_can_fail(
-    harness: Harness,
+    paced_harness: Harness,
 ) -> None:
+    harness = paced_harness  # 3 s until the retry: the edit certainly lands before it
     rid = harness.ids("r")
     holder, bid = harness.ids("holder"), harness.ids("b")
     await harness.publish(restaurant(rid, tables=1), created(harness, holder, rid))
@@ -315,10 +327,12 @@ async def test_realigning_edit_during_retries_starts_a_new_episode_only_it_can_f
 
     edit = updated(bid, rid, start="19:15")  # still overlaps the holder
     await harness.publish(edit)
-    statuses = await wait_topic(
+    # The end of the schedule: the (new) episode's retries are used up.
+    await wait_topic(
         harness, "booking_status", bid, lambda v: "booking.allocation_failed" in status_types(v)
     )
-    await asyncio.sleep(sum(harness.settings.auto_assign_retry_delays_ms) / 1000 + SETTLE_S)
+    await harness.wait_booking(bid, lambda b: b["alloc_state"] == "exhausted")
+    await harness.settle(bid, restaurant_id=rid)
     statuses = await harness.topic_values("booking_status", key=bid)
     assert status_types(statuses) == [
         "booking.pending", "booking.pending", "booking.allocation_failed"
@@ -331,6 +345,7 @@ async def test_realigning_edit_during_retries_starts_a_new_episode_only_it_can_f
     assert failure["context"]["attempts"] == 3 and failure["context"]["pending_ref"] == new_ref
     booking = await harness.wait_booking(bid, email_sent("allocation_failed"))
     assert booking["pending_ref"] == new_ref
+    await harness.wait_booking(bid, email_sent("request_received"))
     assert [e["pending_ref"] for e in booking["emails"] if e["kind"] == "allocation_failed"] == [
         new_ref
     ]
@@ -341,14 +356,20 @@ async def test_realigning_edit_during_retries_starts_a_new_episode_only_it_can_f
 
 
 async def test_created_and_edited_in_one_go_is_allocated_once_for_the_edit(
-    harness: Harness,
+    prompt_harness: Harness,
 ) -> None:
+    harness = prompt_harness
     rid, bid = harness.ids("r"), harness.ids("b")
     create = created(harness, bid, rid, start="19:00")
     edit = updated(bid, rid, start="20:00")
-    await harness.publish(restaurant(rid, tables=1), create, edit)
+    # The restaurant first: with both changes parked for it, a release racing the edit
+    # could allocate the create on its own.
+    await harness.publish_restaurant(restaurant(rid, tables=1))
+    await harness.publish(create, edit)
     booking = await harness.wait_booking(bid, email_sent("confirmed"))
-    await asyncio.sleep(SETTLE_S)
+    await harness.settle(bid, restaurant_id=rid, emails=True)  # the stale request too
+    booking = harness.booking(bid)
+    assert booking is not None
     assert booking["start_time"] == "20:00" and booking["table_ids"] == ["t1"]
     statuses = await harness.topic_values("booking_status", key=bid)
     assert status_types(statuses) == ["booking.pending", "booking.pending", "booking.confirmed"]
@@ -356,11 +377,15 @@ async def test_created_and_edited_in_one_go_is_allocated_once_for_the_edit(
     assert [m["X-Seatflow-Kind"] for m in harness.mails(bid)] == ["confirmed"]
 
 
-async def test_created_and_cancelled_in_one_go_is_never_confirmed(harness: Harness) -> None:
+async def test_created_and_cancelled_in_one_go_is_never_confirmed(
+    prompt_harness: Harness,
+) -> None:
+    harness = prompt_harness  # cancelled inside the window: no request_received
     rid, bid = harness.ids("r"), harness.ids("b")
-    await harness.publish(restaurant(rid), created(harness, bid, rid), make_cancel(bid, rid))
+    await harness.publish_restaurant(restaurant(rid))  # see the test above
+    await harness.publish(created(harness, bid, rid), make_cancel(bid, rid))
     await harness.wait_booking(bid, email_sent("cancelled"))
-    await asyncio.sleep(SETTLE_S)
+    await harness.settle(bid, restaurant_id=rid, emails=True)  # the create's request too
     booking = harness.booking(bid)
     assert booking is not None and booking["status"] == "cancelled" and booking["table_ids"] == []
     statuses = await harness.topic_values("booking_status", key=bid)

@@ -1,15 +1,18 @@
-"""Ops walk-ins and idempotent submissions through the real stack (CONTRACT §4 "Ops walk-ins")."""
+"""Ops walk-ins and idempotent submissions through the real stack (CONTRACT §4 "Ops walk-ins").
+
+Every walk-in here is confirmed at once and must get no pending email: the tests run on the
+worker whose inline window no latency reaches (`prompt_harness`).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
 from producers.publisher import make_change
 from tests.integration.conftest import Harness, restaurant
-from tests.integration.test_lifecycle import DAY, SETTLE_S, email_sent, ops_of, wait_topic
+from tests.integration.test_lifecycle import DAY, email_sent, ops_of, wait_topic
 
 WORKER_PARTITIONS = 4  # worker_settings(topic_partitions=4)
 
@@ -37,8 +40,8 @@ def ids_on_two_partitions(h: Harness, name: str) -> tuple[str, str]:
     raise AssertionError("no booking id on another partition")
 
 
-async def test_walkin_without_email_notifies_the_restaurant_contact(harness: Harness) -> None:
-    h = harness
+async def test_walkin_without_email_notifies_the_restaurant_contact(prompt_harness: Harness) -> None:
+    h = prompt_harness
     rid, bid = h.ids("r"), h.ids("w")
     contact = f"host-{h.tag}@resto.example"
     key = f"Desk-{h.tag}/1"
@@ -56,9 +59,9 @@ async def test_walkin_without_email_notifies_the_restaurant_contact(harness: Har
 
 
 async def test_walkin_without_any_address_gets_a_synthetic_one_and_no_mail(
-    harness: Harness,
+    prompt_harness: Harness,
 ) -> None:
-    h = harness
+    h = prompt_harness
     rid, bid = h.ids("r"), h.ids("W_x.y")  # no key: the slug comes from the booking id
     await h.publish(restaurant(rid, contact_email=None), walkin(bid, rid, email=None, phone=None))
     booking = await h.wait_booking(
@@ -72,18 +75,18 @@ async def test_walkin_without_any_address_gets_a_synthetic_one_and_no_mail(
     (mail_row,) = [e for e in booking["emails"] if e["kind"] == "confirmed"]
     assert mail_row["reason"] == "synthetic_address"
 
+    await h.settle(bid, restaurant_id=rid, emails=True)
     (note,) = await wait_topic(h, "notifications", bid, lambda v: len(v) >= 1)
     assert note["status"] == "skipped" and note["reason"] == "synthetic_address"
     assert note["to"] == f"walkin+{slug}@system.local"
-    await asyncio.sleep(SETTLE_S)
     assert h.mails(bid) == []
     assert not any(
         "system.local" in str(m["X-Envelope-To"]) for m in h.stack.mail_sink.messages()
     )
 
 
-async def test_walkin_with_guest_details_keeps_them(harness: Harness) -> None:
-    h = harness
+async def test_walkin_with_guest_details_keeps_them(prompt_harness: Harness) -> None:
+    h = prompt_harness
     rid, bid = h.ids("r"), h.ids("w")
     guest = f"{bid}@guest.example"
     await h.publish(restaurant(rid), walkin(bid, rid, email=guest, phone="+44 7700 900000",
@@ -104,7 +107,8 @@ async def assert_duplicate_submission(h: Harness, owner: str, duplicate: str, ke
     assert note["context"]["existing_booking_id"] == owner
     assert note["context"]["idempotency_key"] == key
     await h.wait_booking(owner, email_sent("confirmed"))
-    await asyncio.sleep(SETTLE_S)
+    # The duplicate has been handled, and an email it might have queued has been sent.
+    await h.settle(duplicate, owner, emails=True)
     assert h.booking(duplicate) is None
     assert await h.topic_values("booking_status", key=duplicate) == []
     assert await h.topic_values("notifications", key=duplicate) == []
@@ -112,8 +116,8 @@ async def assert_duplicate_submission(h: Harness, owner: str, duplicate: str, ke
     assert [m["X-Seatflow-Kind"] for m in h.mails(owner)] == ["confirmed"]
 
 
-async def test_repeated_idempotency_key_creates_and_sends_nothing(harness: Harness) -> None:
-    h = harness
+async def test_repeated_idempotency_key_creates_and_sends_nothing(prompt_harness: Harness) -> None:
+    h = prompt_harness
     rid, first, second = h.ids("r"), h.ids("w1"), h.ids("w2")
     key = f"req-{h.tag}"
     await h.publish(restaurant(rid), walkin(first, rid, email=f"{first}@guest.example", key=key))
@@ -122,8 +126,8 @@ async def test_repeated_idempotency_key_creates_and_sends_nothing(harness: Harne
     await assert_duplicate_submission(h, first, second, key)
 
 
-async def test_repeated_idempotency_key_on_different_partitions(harness: Harness) -> None:
-    h = harness
+async def test_repeated_idempotency_key_on_different_partitions(prompt_harness: Harness) -> None:
+    h = prompt_harness
     rid = h.ids("r")
     first, second = ids_on_two_partitions(h, "p")
     assert partition_of(first) != partition_of(second)
@@ -134,25 +138,19 @@ async def test_repeated_idempotency_key_on_different_partitions(harness: Harness
         walkin(first, rid, email=f"{first}@guest.example", key=key),
         walkin(second, rid, email=f"{second}@guest.example", key=key),
     )
-    owners = await asyncio.wait_for(_one_owner(h, first, second), timeout=15.0)
+    await h.changes_applied(first, second)  # both handled: the set of owners is final
+    owners = [b for b in (first, second) if h.booking(b) is not None]
     (owner,) = owners
     duplicate = second if owner == first else first
     await assert_duplicate_submission(h, owner, duplicate, key)
 
 
-async def _one_owner(h: Harness, *booking_ids: str) -> list[str]:
-    while True:
-        found = [b for b in booking_ids if h.booking(b) is not None]
-        if found:
-            await asyncio.sleep(SETTLE_S)
-            return [b for b in booking_ids if h.booking(b) is not None]
-        await asyncio.sleep(0.1)
-
-
-async def test_walkin_edit_without_the_key_keeps_its_derived_contact(harness: Harness) -> None:
+async def test_walkin_edit_without_the_key_keeps_its_derived_contact(
+    prompt_harness: Harness,
+) -> None:
     """The slug belongs to the booking: an edit that does not repeat idempotency_key must not
     re-derive the synthetic address and phone from the booking id."""
-    h = harness
+    h = prompt_harness
     rid, bid = h.ids("r"), h.ids("w")
     key = f"desk-{h.tag}"
     await h.publish(restaurant(rid, contact_email=None), walkin(bid, rid, email=None, key=key))
@@ -166,7 +164,7 @@ async def test_walkin_edit_without_the_key_keeps_its_derived_contact(harness: Ha
             customer_phone="", notes="by the window",
         )
     )
-    await asyncio.sleep(SETTLE_S)
+    await h.changes_applied(bid)  # the edit has been applied
     after = h.booking(bid)
     assert after is not None
     for field in ("customer_email", "customer_phone", "status", "pending_ref", "table_ids"):
