@@ -3,11 +3,12 @@
 #   docker build -t seatflow:local .
 #   docker run --rm -e SEATFLOW_KAFKA_BOOTSTRAP=... -e SEATFLOW_DATABASE_URL=... seatflow:local
 #
-# Every dependency is a binary wheel for linux/amd64 (pgserver ships no linux/arm64 wheel),
-# so no compiler is needed; on arm64 hosts build with --platform linux/amd64.
+# `pip install .` installs the service without the `devstack` extra (the embedded broker,
+# PostgreSQL and SMTP sink are for development): production points it at real Kafka,
+# PostgreSQL and SMTP through SEATFLOW_* settings.
 FROM python:3.11-slim-bookworm
 
-# SEATFLOW_HOME: local state (Faust table stores, the embedded stack if ever used), not in /app.
+# SEATFLOW_HOME: local state (Faust's data directory), not in /app.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -26,7 +27,7 @@ RUN pip install . \
 
 USER seatflow
 
-# HTTP: /health, /metrics, /bookings/{id} (CONTRACT §6; SEATFLOW_WEB_PORT, default 6066).
+# HTTP: /health, /metrics, /bookings/{id} (docs/interface.md §6; SEATFLOW_WEB_PORT, default 6066).
 EXPOSE 6066
 
 # 200 only when the broker and the database are reachable; urlopen raises on 503.

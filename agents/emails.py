@@ -1,11 +1,5 @@
-"""Email sender: leases due outbox rows, one per free SMTP connection, and sends each at once.
-
-`SEATFLOW_SMTP_CONNECTIONS` connections per worker each send one message at a time. A
-dispatcher claims only as many rows as connections are free (services.emails.claim_due),
-so every lease covers one send that starts immediately; a send is abandoned after half
-the lease, so a lease never expires under a live sender. Results are written fenced by
-the lease token.
-"""
+"""Email sender tasks: a dispatcher leasing due rows for the free SMTP connections, and one
+task per connection sending them (the use case and its guarantees: services/emails.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import faust
 
-from mail.render import render_email
-from mail.smtp import PermanentEmailError, SmtpSender, TransientEmailError
+from mail.smtp import SmtpRelay, SmtpSender
 from services import emails
 from services.emails import EmailJob
 from streams.runtime import Runtime
@@ -27,8 +20,9 @@ log = logging.getLogger(__name__)
 class EmailSender:
     """The dispatcher and its connections for one worker."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, relay: SmtpRelay) -> None:
         self.rt = rt
+        self.relay = relay
         self.connections = rt.settings.smtp_connections
         self.lease = timedelta(seconds=rt.settings.email_lease_s)
         # A send taking longer than this is abandoned (and retried later): half the lease.
@@ -38,15 +32,14 @@ class EmailSender:
         self.slot_freed = asyncio.Event()
 
     async def claim(self) -> int:
-        """One claim: finalise what needs no send, lease rows for the free connections.
-        Returns how many rows it handled."""
+        """One claim for the free connections; returns how many rows it handled."""
         free = self.connections - self.busy
-        pool = await self.rt.db()
+        database = await self.rt.database()
 
-        async def claim():  # type: ignore[no-untyped-def]
-            async with pool.acquire() as conn, conn.transaction():
+        async def claim() -> emails.Claim:
+            async with database.transaction() as uow:
                 return await emails.claim_due(
-                    conn, now=datetime.now(UTC), suppress=self.rt.settings.suppress_emails,
+                    uow, now=datetime.now(UTC), suppress=self.rt.settings.suppress_emails,
                     send_limit=free, lease=self.lease,
                 )
 
@@ -76,14 +69,14 @@ class EmailSender:
                 except TimeoutError:
                     pass
 
-    async def connection(self, number: int) -> None:
-        async with SmtpSender(self.rt.settings) as smtp:
+    async def connection(self) -> None:
+        async with SmtpSender(self.relay) as smtp:
             while True:
                 job = await self.jobs.get()
                 try:
                     await self.deliver(smtp, job)
                 except Exception:  # noqa: BLE001 - the lease runs out; the row is claimed again
-                    log.exception("email %s for %s: delivery round failed", job.kind,
+                    log.exception("email %s for %s: delivery failed", job.kind,
                                   job.booking.booking_id)
                 finally:
                     self.busy -= 1
@@ -91,31 +84,13 @@ class EmailSender:
 
     async def deliver(self, smtp: SmtpSender, job: EmailJob) -> None:
         rt = self.rt
-        outcome, error = "sent", ""
-        try:
-            msg = render_email(
-                job.kind, job.booking, job.restaurant, to=job.recipient,
-                sender=rt.settings.email_from, failure_reason=job.failure_reason,
-            )
-            async with asyncio.timeout(self.send_deadline_s):
-                await smtp.send(msg)
-        except TransientEmailError as exc:
-            outcome, error = "retry", str(exc)
-        except TimeoutError:
-            outcome, error = "retry", f"SMTP send took longer than {self.send_deadline_s:.0f} s"
-        except (PermanentEmailError, ValueError) as exc:
-            outcome, error = "failed", str(exc)
-
-        pool = await rt.db()
+        result = await emails.send(job, smtp, sender=rt.settings.email_from,
+                                   deadline_s=self.send_deadline_s)
+        database = await rt.database()
 
         async def record():  # type: ignore[no-untyped-def]
-            now = datetime.now(UTC)
-            async with pool.acquire() as conn, conn.transaction():
-                if outcome == "sent":
-                    return await emails.mark_sent(conn, job, now)
-                if outcome == "failed":
-                    return await emails.mark_failed(conn, job, error, now)
-                return await emails.mark_retry(conn, job, error, now)
+            async with database.transaction() as uow:
+                return await emails.record(uow, job, result, datetime.now(UTC))
 
         # Recorded right after the server accepted it: a crash repeats at most this message.
         rows = await rt.until_done("email-record", record)
@@ -123,17 +98,17 @@ class EmailSender:
             # Cannot happen while the lease outlives the send; if it does, say so loudly.
             rt.metrics.email_leases_lost.inc()
             log.error("email %s for %s: lease lost before %s was recorded", job.kind,
-                      job.booking.booking_id, outcome)
+                      job.booking.booking_id, result.outcome)
             return
-        rt.metrics.emails.labels(status=outcome).inc()
-        if outcome != "sent":
-            log.warning("email %s for %s: %s (%s)", job.kind, job.booking.booking_id, outcome,
-                        error)
+        rt.metrics.emails.labels(status=result.outcome).inc()
+        if result.outcome != "sent":
+            log.warning("email %s for %s: %s (%s)", job.kind, job.booking.booking_id,
+                        result.outcome, result.error)
         await rt.until_done("email-publish", lambda: rt.publish_and_forget(rows))
 
 
-def register(app: faust.App, rt: Runtime) -> None:
-    sender = EmailSender(rt)
+def register(app: faust.App, rt: Runtime, relay: SmtpRelay) -> None:
+    sender = EmailSender(rt, relay)
 
     @app.task
     async def email_dispatcher() -> None:
@@ -146,7 +121,7 @@ def register(app: faust.App, rt: Runtime) -> None:
 def _connection_task(sender: EmailSender, number: int):  # type: ignore[no-untyped-def]
     # Faust passes the app to a task that takes a parameter: bind the number instead.
     async def email_connection() -> None:
-        await sender.connection(number)
+        await sender.connection()
 
     email_connection.__name__ = email_connection.__qualname__ = f"email_connection_{number}"
     return email_connection

@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 
 import faust
 
-from services import outbox
-from services.allocation import claim_due_retries
-from storage import repository as repo
+from services.allocation import enqueue_due_attempts
 from streams.deadletter import DeadLetter, fit_dead_letter
 from streams.guard import backlog_delay_s
 from streams.runtime import Runtime, is_transient_kafka
@@ -22,17 +20,15 @@ RELAY_AFTER_S = 5.0
 
 
 async def enqueue_due_retries(rt: Runtime) -> int:
-    pool = await rt.db()
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await claim_due_retries(conn, now=datetime.now(UTC))
+    async with (await rt.database()).transaction() as uow:
+        rows = await enqueue_due_attempts(uow, now=datetime.now(UTC))
     await rt.publish_and_forget(rows)
     return len(rows)
 
 
 async def relay_stale_outbox(rt: Runtime) -> int:
-    pool = await rt.db()
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await outbox.claim_stale(conn, older_than_s=RELAY_AFTER_S, limit=1000)
+    async with (await rt.database()).transaction() as uow:
+        rows = await uow.outbox.take_stale(older_than_s=RELAY_AFTER_S, limit=1000)
         # Published before the delete commits: a failure leaves the rows for the next round.
         await rt.publish_rows(rows)
     if rows:
@@ -43,10 +39,9 @@ async def relay_stale_outbox(rt: Runtime) -> int:
 async def relay_dead_letter_backlog(rt: Runtime, *, limit: int = 50) -> int:
     """Try again to publish dead letters the topic refused (a broker-side limit that was
     raised, a topic that was fixed). Those that still do not fit stay, with a backoff."""
-    pool = await rt.db()
     published = 0
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await repo.due_backlogged_dead_letters(conn, limit=limit)
+    async with (await rt.database()).transaction() as uow:
+        rows = await uow.dead_letters.lock_due(limit=limit)
         done: list[int] = []
         for row in rows:
             letter = DeadLetter(row["original_key"], row["original_value"],
@@ -64,12 +59,10 @@ async def relay_dead_letter_backlog(rt: Runtime, *, limit: int = 50) -> int:
                     if is_transient_kafka(exc):
                         raise
                     error = f"{type(exc).__name__}: {exc}"
-            await repo.postpone_backlogged_dead_letter(
-                conn, row["id"], error, backlog_delay_s(row["attempts"] + 1)
-            )
-        await repo.forget_backlogged_dead_letters(conn, done)
+            await uow.dead_letters.postpone(row["id"], error, backlog_delay_s(row["attempts"] + 1))
+        await uow.dead_letters.forget(done)
         published = len(done)
-        rt.metrics.dead_letter_backlog.set(await repo.count_backlogged_dead_letters(conn))
+        rt.metrics.dead_letter_backlog.set(await uow.dead_letters.count())
     if published:
         log.info("published %d backlogged dead letters", published)
     return published

@@ -63,9 +63,9 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.daygen import generate_restaurant
-from models.restaurant import RestaurantConfig
-from producers.publisher import Publisher, make_change
-from seatflow.embedded import (
+from config.settings import Settings
+from config.topics import TopicNames
+from devstack import (
     EmbeddedBroker,
     EmbeddedPostgres,
     free_port,
@@ -73,10 +73,10 @@ from seatflow.embedded import (
     start_mail_sink,
     start_postgres,
 )
-from seatflow.mailsink import MailSink
-from seatflow.settings import Settings
+from devstack.mailsink import MailSink
+from models.restaurant import RestaurantConfig
+from producers.publisher import Publisher, make_change
 from streams.admin import ensure_topics
-from streams.topics import TopicNames
 
 T = TypeVar("T")
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -455,7 +455,7 @@ def _consumer(bootstrap: str) -> AIOKafkaConsumer:
 
 async def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:  # noqa: ASYNC109
     """Every record so far: read until each partition reaches the high watermark that fetch
-    responses report (Tansu's ListOffsets "latest" is off, INFRA.md)."""
+    responses report (Tansu's ListOffsets "latest" is off, docs/infrastructure.md)."""
     consumer = _consumer(bootstrap)
     await consumer.start()
     records: list[Any] = []

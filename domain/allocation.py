@@ -1,4 +1,4 @@
-"""Table allocation (CONTRACT §2, §4 "Allocation"): pure, deterministic, no I/O.
+"""Table allocation (docs/interface.md §2, §4 "Allocation"): pure, deterministic, no I/O.
 
 A booking gets one table, or a combination of up to ``max_tables_per_booking`` active
 tables that are connected through adjacency and all in one zone. All times are the
@@ -39,9 +39,10 @@ tables change. The search is pure Python, bounded by a move limit and a node lim
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from models.restaurant import RestaurantConfig, Service
 
@@ -51,6 +52,8 @@ NO_CAPACITY = "no_capacity"
 OUTSIDE_SERVICE_HOURS = "outside_service_hours"
 NO_ACTIVE_TABLES = "no_active_tables"
 INVALID_WINDOW = "invalid_window"
+# The booking's start has passed: no later attempt can cure that.
+START_PASSED = "start_passed"
 
 # Used as the free time on a side of a window that no booking or service edge bounds:
 # longer than any day, so a table with a real neighbour always counts as the tighter fit.
@@ -171,10 +174,6 @@ class Layout:
         _LAYOUT_CACHE[id(cfg)] = (cfg, layout)  # holding cfg keeps its id from being reused
         return layout
 
-    @property
-    def active_table_ids(self) -> frozenset[str]:
-        return frozenset(t.table_id for t in self.tables if t.active)
-
     def plans(self) -> tuple[Plan, ...]:
         """Every candidate plan (single tables and connected same-zone combinations)."""
         return tuple(Plan(c.table_ids, c.seats) for c in self._candidates)
@@ -264,6 +263,19 @@ def _enumerate_candidates(
     return tuple(candidates)
 
 
+def local_span(booking_date: date, start: time, end: time | None
+               ) -> tuple[datetime, datetime | None]:
+    """A booking's start and end as local datetimes: it belongs to the date it starts on,
+    and an end earlier than its start is on the next day (docs/interface.md §3)."""
+    start_at = datetime.combine(booking_date, start)
+    if end is None:
+        return start_at, None
+    end_at = datetime.combine(booking_date, end)
+    if end_at < start_at:
+        end_at += timedelta(days=1)
+    return start_at, end_at
+
+
 def booking_window(
     cfg: RestaurantConfig, booking_date: date, start: time, end: time | None, party: int
 ) -> Window | AllocationFailure:
@@ -285,14 +297,13 @@ def booking_window(
             OUTSIDE_SERVICE_HOURS, f"start {start:%H:%M} is outside every service ({hours})"
         )
 
-    if end is None:
+    _, requested_end = local_span(booking_date, start, end)
+    if requested_end is None:
         end_at = start_at + timedelta(minutes=cfg.turn_for(party))
+    elif requested_end == start_at:
+        return AllocationFailure(INVALID_WINDOW, f"end {end:%H:%M} equals start")
     else:
-        end_at = datetime.combine(booking_date, end)
-        if end_at == start_at:
-            return AllocationFailure(INVALID_WINDOW, f"end {end:%H:%M} equals start")
-        if end_at < start_at:
-            end_at += timedelta(days=1)
+        end_at = requested_end
 
     service_start = service_end = None
     if service is not None:
@@ -355,6 +366,36 @@ def released_days(
 
 # Bookings starting before this hour may share their tables with the previous date's late ones.
 EARLY_HOURS_END = 6
+
+
+def seat(
+    cfg: RestaurantConfig,
+    party: int,
+    booking_date: date,
+    start: time,
+    end: time | None,
+    seated: Mapping[str, Seated],
+    now: datetime,
+    *,
+    reseat: bool,
+) -> tuple[Plan | AllocationFailure, Window | None, dict[str, tuple[str, ...]]]:
+    """The allocator's answer for one pending booking at `now` (aware): a plan and its
+    window, with the confirmed bookings re-seated to make room (booking_id -> new tables),
+    or why not. `seated`: every other confirmed booking that could touch the window."""
+    window = booking_window(cfg, booking_date, start, end, party)
+    if isinstance(window, AllocationFailure):
+        return window, None, {}
+    if window.start <= now.astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None):
+        return AllocationFailure(START_PASSED, "the booking's start has passed"), None, {}
+    layout = Layout.from_config(cfg)
+    occupied = [Occupied(t, s.window.start, s.window.blocked_until)
+                for s in seated.values() for t in s.table_ids]
+    outcome = allocate(layout, party, window, occupied)
+    if reseat and isinstance(outcome, AllocationFailure) and outcome.reason == NO_CAPACITY:
+        repacked = repack(layout, party, window, list(seated.values()))
+        if isinstance(repacked, Repack):
+            return repacked.plan, window, repacked.moves
+    return outcome, window, {}
 
 
 def plan_occupancy(plan: Plan, window: Window) -> tuple[Occupied, ...]:

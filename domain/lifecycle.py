@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from domain.allocation import AllocationFailure, Plan, effective_end, released_days
+from domain.allocation import (
+    START_PASSED,
+    AllocationFailure,
+    Plan,
+    effective_end,
+    released_days,
+)
 from domain.model import (
     AllocationAsk,
     BookingState,
@@ -25,7 +31,7 @@ from domain.walkins import ResolvedContact
 from models.events import BookingChange, derived_id
 from models.restaurant import RestaurantConfig
 
-# A change to any of these sends the booking back through the allocator (CONTRACT §4).
+# A change to any of these sends the booking back through the allocator (docs/interface.md §4).
 REALIGN_FIELDS = ("restaurant_id", "booking_date", "start_time", "requested_end_time", "party_size")
 DETAIL_FIELDS = (
     "customer_name",
@@ -37,7 +43,7 @@ DETAIL_FIELDS = (
     "channel",
 )
 # Failures no later attempt can cure.
-TERMINAL_FAILURES = frozenset({"start_passed"})
+TERMINAL_FAILURES = frozenset({START_PASSED})
 
 
 def new_pending_ref(booking_id: str, event_id: str) -> str:
@@ -52,7 +58,7 @@ def realignment_fields(stored: BookingState, incoming: BookingState) -> list[str
 def _with_status(
     decision: Decision, prev: BookingState | None, new: BookingState, change: StatusChange
 ) -> Decision:
-    """Record a transition; it is the booking's next version (CONTRACT rev. 2 §5)."""
+    """Record a transition; it is the booking's next version (docs/interface.md §5)."""
     new = replace(new, version=new.version + 1)
     change = replace(change, booking_version=new.version)
     plan = decide_notifications(prev, new, change)

@@ -1,4 +1,4 @@
-"""The email decision table (CONTRACT §4 "Emails"), as a pure function of one transition.
+"""The email decision table (docs/interface.md §4 "Emails"), as a pure function of one transition.
 
 | transition                                   | kind                    | to         | held |
 |----------------------------------------------|-------------------------|------------|------|
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from domain.model import BookingState, NotificationIntent, StatusChange
+from domain.walkins import is_synthetic
 from models.events import NotificationKind
 
 PENDING_KINDS = ("request_received", "modification_pending")
@@ -55,3 +56,32 @@ def decide_notifications(
     if change.type == "booking.allocation_failed":
         return NotificationPlan((NotificationIntent("allocation_failed", "restaurant", ref, False),))
     raise ValueError(f"unknown status change type {change.type!r}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What to do with an email row that fell due: send it, or close it with a status."""
+
+    send: bool
+    status: str | None = None  # when not sent: suppressed | skipped | cancelled
+    reason: str | None = None
+
+
+SEND = Delivery(True)
+
+
+def decide_delivery(
+    kind: str, recipient: str | None, booking_status: str | None, *, suppress: bool
+) -> Delivery:
+    """A pending email (request_received, modification_pending) leaves only while its
+    booking is still pending; an empty or synthetic (`@system.local`) recipient is never
+    mailed; SUPPRESS_EMAILS records the decision and sends nothing."""
+    if kind in PENDING_KINDS and booking_status != "pending":
+        return Delivery(False, "cancelled", "superseded")
+    if recipient is None or not recipient.strip():
+        return Delivery(False, "skipped", "no_recipient")
+    if is_synthetic(recipient):
+        return Delivery(False, "skipped", "synthetic_address")
+    if suppress:
+        return Delivery(False, "suppressed", "SUPPRESS_EMAILS")
+    return SEND

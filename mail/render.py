@@ -1,4 +1,4 @@
-"""Render the contract's emails (CONTRACT §4 "Emails") as ready-to-send EmailMessages.
+"""Render the contract's emails (docs/interface.md §4 "Emails") as ready-to-send EmailMessages.
 
 Pure: no I/O beyond reading the packaged templates. Everything a guest typed (name, notes)
 goes only into bodies and into a structured To address, never into raw header text, so it
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from domain.allocation import local_span
 from domain.walkins import is_synthetic
 from models.events import derived_id
 
@@ -68,7 +69,7 @@ class EmailRestaurant:
     address: str | None = None
 
 
-# One rule for "never mail this address" (CONTRACT §4), shared with the walk-in logic.
+# One rule for "never mail this address" (docs/interface.md §4), shared with the walk-in logic.
 is_synthetic_address = is_synthetic
 
 
@@ -143,7 +144,7 @@ def build_calendar_event(
 ) -> bytes:
     """An iTIP REQUEST for the booking, in the restaurant's time zone."""
     zone = ZoneInfo(restaurant.timezone)
-    start, end = booking_window(booking, zone)
+    start, end = event_times(booking, zone)
 
     event = icalendar.Event()
     event.add("uid", calendar_uid_for(booking.booking_id))
@@ -186,15 +187,10 @@ def build_calendar_event(
     return calendar.to_ical()
 
 
-def booking_window(booking: EmailBooking, zone: ZoneInfo) -> tuple[datetime, datetime | None]:
-    """Start and end as aware datetimes; an end at or before the start is on the next day."""
-    start = datetime.combine(booking.booking_date, booking.start_time, tzinfo=zone)
-    if booking.end_time is None:
-        return start, None
-    end_day = booking.booking_date
-    if booking.end_time <= booking.start_time:
-        end_day += timedelta(days=1)
-    return start, datetime.combine(end_day, booking.end_time, tzinfo=zone)
+def event_times(booking: EmailBooking, zone: ZoneInfo) -> tuple[datetime, datetime | None]:
+    """The calendar event's start and end, aware, in the restaurant's zone."""
+    start, end = local_span(booking.booking_date, booking.start_time, booking.end_time)
+    return start.replace(tzinfo=zone), end.replace(tzinfo=zone) if end is not None else None
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -17,15 +17,35 @@ import logging
 import socket
 import ssl
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import aiosmtplib
 
+from config.settings import Settings
 from mail.render import is_synthetic_address
-from seatflow.settings import Settings
+
+
+@dataclass(frozen=True)
+class SmtpRelay:
+    """Where mail is handed over: all the sender needs of the settings."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: Literal["none", "starttls", "tls"] = "none"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpRelay:
+        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_username or None,
+                   settings.smtp_password or None, settings.smtp_tls)
+
+    def __repr__(self) -> str:  # never the password
+        return f"SmtpRelay({self.host}:{self.port}, tls={self.tls}, user={self.username!r})"
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +74,7 @@ class SmtpSender:
 
     def __init__(
         self,
-        settings: Settings,
+        relay: SmtpRelay,
         *,
         timeout_s: float = 15.0,
         idle_check_after_s: float = 30.0,
@@ -63,7 +83,7 @@ class SmtpSender:
     ) -> None:
         """`tls_context` overrides the default (system CAs, verified) for smtp_tls tls or
         starttls, e.g. to trust a private CA."""
-        self._settings = settings
+        self._relay = relay
         self._timeout_s = timeout_s
         self._idle_check_after_s = idle_check_after_s
         # socket.getfqdn() (aiosmtplib's default) can stall on reverse DNS: avoid it.
@@ -149,17 +169,17 @@ class SmtpSender:
         return await self._connect()
 
     async def _connect(self) -> aiosmtplib.SMTP:
-        settings = self._settings
+        relay = self._relay
         client = aiosmtplib.SMTP(
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username or None,
-            password=settings.smtp_password or None,
+            hostname=relay.host,
+            port=relay.port,
+            username=relay.username,
+            password=relay.password,
             local_hostname=self._local_hostname,
             timeout=self._timeout_s,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            tls_context=self._tls_context if settings.smtp_tls != "none" else None,
+            use_tls=relay.tls == "tls",
+            start_tls=relay.tls == "starttls",
+            tls_context=self._tls_context if relay.tls != "none" else None,
         )
         try:
             await client.connect()
@@ -167,13 +187,13 @@ class SmtpSender:
             # Greeting, EHLO, STARTTLS or AUTH refused: a server or configuration problem,
             # not this message's, so it is retried rather than failing the email for good.
             raise TransientEmailError(
-                f"SMTP server {settings.smtp_host}:{settings.smtp_port} refused the session: "
+                f"SMTP server {relay.host}:{relay.port} refused the session: "
                 f"{exc.code} {exc.message}",
                 code=exc.code,
             ) from exc
         except (OSError, TimeoutError, aiosmtplib.SMTPException) as exc:
             raise TransientEmailError(
-                f"cannot connect to SMTP server {settings.smtp_host}:{settings.smtp_port}: "
+                f"cannot connect to SMTP server {relay.host}:{relay.port}: "
                 f"{_describe(exc)}"
             ) from exc
         self._client = client

@@ -1,4 +1,4 @@
-"""The event schemas of the contract (CONTRACT §§3, 5) and the internal allocation request.
+"""The event schemas of the contract (docs/interface.md §§3, 5) and the internal allocation request.
 
 Input models are strict about what the contract requires and tolerant of extra fields
 (a newer producer may add some); output models are what we publish, field for field.
@@ -35,7 +35,7 @@ NotificationKind = Literal[
     "allocation_failed",
 ]
 
-# Deterministic ids: a republished fact keeps its id so consumers can dedupe (CONTRACT §5).
+# Deterministic ids: a republished fact keeps its id so consumers can dedupe (docs/interface.md §5).
 _NAMESPACE = uuid.UUID("6f1d3c0e-7b7a-4d52-9a8e-5ea7f10a0001")
 
 

@@ -1,4 +1,4 @@
-"""Restaurant configuration (CONTRACT §2), validated so a bad record names the bad field."""
+"""Restaurant configuration (docs/interface.md §2), validated so a bad record names the bad field."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The typed publisher: how upstream systems, tests, the sample loader and benchmarks write
-contract input (CONTRACT §§2-3) to the broker.
+contract input (docs/interface.md §§2-3) to the broker.
 
 Start it after the topics exist: a send to a missing topic makes Tansu auto-create it with
 its own partition count. `Publisher` therefore runs `ensure_topics` on start (cheap: one
@@ -7,7 +7,7 @@ metadata request when they exist) unless told not to.
 
 Sends are fire-and-forget into the producer's batches (`linger_ms`); `flush()` waits for
 every outstanding send and raises the first delivery error. Awaiting each record's delivery
-would cost a broker round trip per event (INFRA.md: per-event awaits are the cost).
+would cost a broker round trip per event (docs/infrastructure.md: per-event awaits are the cost).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
+from config.settings import Settings
+from config.topics import TopicNames
 from models.events import SCHEMA_VERSION, BookingChange, ChangeType, utcnow
 from models.restaurant import RestaurantConfig
-from seatflow.settings import Settings
 from streams import admin
-from streams.topics import TopicNames
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -59,7 +59,7 @@ class Publisher:
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=client_id,
             acks="all",
-            # Tansu rejects InitProducerId v0 (INFRA.md): no idempotent producer.
+            # Tansu rejects InitProducerId v0 (docs/infrastructure.md): no idempotent producer.
             enable_idempotence=False,
             linger_ms=linger_ms,
             max_batch_size=max_batch_size,

@@ -1,4 +1,4 @@
-"""Restaurant configuration files (CONTRACT §2): load, validate, publish.
+"""Restaurant configuration files (docs/interface.md §2): load, validate, publish.
 
 A file holds one restaurant object or a list of them, as YAML or JSON. Any problem is a
 `ConfigFileError` whose one-line message names the file, the restaurant's index and the
@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from config.settings import Settings
 from models.common import format_error
 from models.restaurant import RestaurantConfig
 from producers.publisher import Publisher
-from seatflow.settings import Settings
 
 
 class ConfigFileError(ValueError):

@@ -1,4 +1,4 @@
-"""The `seatflow` command (CONTRACT §8).
+"""The `seatflow` command (docs/interface.md §8).
 
     seatflow worker                      run one worker (configured or embedded infrastructure)
     seatflow dev                         embedded broker + PostgreSQL + SMTP sink, sample, worker
@@ -21,21 +21,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from seatflow.settings import Settings
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from config.settings import Settings
+from seatflow.console import EXIT_OK, EXIT_USAGE, fail
 
 SAMPLE_RESTAURANT = Path(__file__).resolve().parent / "samples" / "ember-oak.yaml"
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 T = TypeVar("T")
-
-
-def _fail(message: str, code: int = EXIT_FAILED) -> int:
-    print(message, file=sys.stderr, flush=True)
-    return code
 
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -52,14 +44,24 @@ def _load_settings() -> Settings:
 # --- worker ------------------------------------------------------------------------------------
 
 
+def _start_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "the worker could not start", said in one line."""
+    from seatflow.database import DatabaseNotConfigured
+
+    try:
+        from devstack import EmbeddedStartError
+    except ImportError:  # a production install, without the devstack extra
+        return (DatabaseNotConfigured,)
+    return (DatabaseNotConfigured, EmbeddedStartError)
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from seatflow.embedded import EmbeddedStartError
     from seatflow.worker import run_worker
 
     try:
         run_worker(settings)
-    except EmbeddedStartError as exc:
-        return _fail(str(exc))
+    except _start_errors() as exc:
+        return fail(str(exc))
     return EXIT_OK
 
 
@@ -71,7 +73,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from seatflow.embedded import (
+    from devstack import (
         EmbeddedStartError,
         parse_host_port,
         start_broker,
@@ -89,9 +91,9 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         try:
             host, kafka_port = parse_host_port(settings.kafka_bootstrap)
         except ValueError as exc:
-            return _fail(f"broker: SEATFLOW_KAFKA_BOOTSTRAP {exc}", EXIT_USAGE)
+            return fail(f"broker: SEATFLOW_KAFKA_BOOTSTRAP {exc}", EXIT_USAGE)
         if host not in _LOOPBACK_HOSTS:
-            return _fail(
+            return fail(
                 f"broker: `seatflow dev` starts a local broker but SEATFLOW_KAFKA_BOOTSTRAP is "
                 f"{settings.kafka_bootstrap} — use `seatflow worker` for existing infrastructure",
                 EXIT_USAGE,
@@ -147,7 +149,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         run_worker(settings)
         return EXIT_OK
     except EmbeddedStartError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
@@ -169,17 +171,17 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_restaurants_load(settings: Settings, args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
+    from config.topics import TopicNames
     from producers.restaurants import ConfigFileError, load_file, publish_configs
-    from streams.topics import TopicNames
 
     try:
         configs = load_file(args.file)
     except ConfigFileError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     try:
         count = _run_async(publish_configs(settings, configs))
     except (KafkaError, OSError) as exc:
-        return _fail(
+        return fail(
             f"broker: cannot publish to {settings.kafka_bootstrap} ({type(exc).__name__}) — "
             "is `seatflow dev` running, or SEATFLOW_KAFKA_BOOTSTRAP set?"
         )
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         from models.common import format_error
 
-        return _fail(f"settings: {format_error(exc)}", EXIT_USAGE)
+        return fail(f"settings: {format_error(exc)}", EXIT_USAGE)
     return int(args.handler(settings, args))
 
 

@@ -1,10 +1,10 @@
-"""`seatflow dlq tail` and `seatflow dlq replay` (CONTRACT §8): inspect dead letters and send
+"""`seatflow dlq tail` and `seatflow dlq replay` (docs/interface.md §8): inspect dead letters and send
 them back to their original topic.
 
 Reads the dead-letters topic by assigning its partitions directly: no consumer group, because
 joins are slow on Tansu and a reader has nothing to commit. "Everything so far" means up to the
 high watermark that fetch responses report, because Tansu's ListOffsets "latest" answer is off
-(INFRA.md). Topic existence is checked with an all-topics metadata request: asking for one
+(docs/infrastructure.md). Topic existence is checked with an all-topics metadata request: asking for one
 topic by name makes Tansu create it.
 
 Exit codes: 0 done, 1 broker trouble or a partial replay, 2 bad input (an `--offset` that is
@@ -25,14 +25,10 @@ from typing import TextIO
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from seatflow.settings import Settings
+from config.settings import Settings
+from config.topics import TopicNames
+from seatflow.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
 from streams.deadletter import DeadLetterView, parse_dead_letter, replay_headers
-from streams.topics import TopicNames
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 # Give up on catching up when the broker neither sends records nor a high watermark this long.
 STALL_TIMEOUT_S = 15.0
@@ -133,11 +129,11 @@ async def report_backlog(settings: Settings, out: TextIO, err: TextIO, *, as_jso
     an unreachable database is a note, not a failure of `tail`."""
     import asyncpg
 
-    from storage import repository as repo
+    from storage.dead_letters import DeadLetterBacklog
 
     url = settings.database_url
     if not url and (settings.embedded_pgdata / "postmaster.pid").exists():
-        from seatflow.embedded import database_url
+        from seatflow.database import database_url
 
         url = database_url(settings)
     if not url:
@@ -149,7 +145,7 @@ async def report_backlog(settings: Settings, out: TextIO, err: TextIO, *, as_jso
               file=err)
         return 0
     try:
-        rows = await repo.backlogged_dead_letters(conn)
+        rows = await DeadLetterBacklog(conn).all()
     except asyncpg.UndefinedTableError:
         rows = []  # a database no worker has migrated yet
     finally:
@@ -334,7 +330,7 @@ def _plan(
 
 
 async def _send(settings: Settings, plan: list[_ReplayItem], err: TextIO) -> int:
-    # No idempotence: aiokafka's InitProducerId v0 is rejected by Tansu (INFRA.md). Replays
+    # No idempotence: aiokafka's InitProducerId v0 is rejected by Tansu (docs/infrastructure.md). Replays
     # are at-least-once anyway; the service dedupes by event_id.
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -577,5 +573,4 @@ def _record_order(record: ConsumerRecord) -> tuple[int, int, int]:
 
 
 def _fail(err: TextIO, exc: DlqError) -> int:
-    print(f"error: {exc}", file=err)
-    return exc.exit_code
+    return fail(f"error: {exc}", exc.exit_code, err=err)

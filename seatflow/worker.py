@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from seatflow.settings import Settings
+from config.settings import Settings
 
 
 def run_worker(settings: Settings) -> None:
     import faust
 
+    from seatflow.bootstrap import bootstrap
+    from seatflow.database import database_url
     from streams.admin import ensure_topics
-    from streams.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
+    # The worker decides the database before Faust starts (embedded: started or attached).
+    database = database_url(settings)
     asyncio.run(ensure_topics(settings))
     # Faust's worker owns the event loop from here (signals, graceful shutdown).
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app, _ = create_app(settings)
+    app, _ = bootstrap(settings, database=database)
     worker = faust.Worker(app, loglevel="INFO", override_logging=False)
     try:
         worker.execute_from_commandline()

@@ -10,19 +10,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
-
-import asyncpg
 
 from domain import allocation
 from domain.lifecycle import apply_allocation
 from domain.model import BookingState, OpsNote, StatusReason
 from models.events import AllocationRequest
-from models.restaurant import RestaurantConfig
 from services import outbox
-from services.changes import Decided, persist_decisions
-from services.outbox import OutboxRow
-from storage import repository as repo
+from services.decisions import Decided, persist_decisions
+from storage.bookings import TableHold
+from storage.outbox import OutboxRow
+from storage.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -43,63 +40,22 @@ class AllocationResult:
     moved: int = 0  # confirmed bookings re-seated to make room
 
 
-def _local_now(cfg: RestaurantConfig, now: datetime) -> datetime:
-    return now.astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None)
-
-
-def decide_one(
-    cfg: RestaurantConfig,
-    state: BookingState,
-    seated: dict[str, allocation.Seated],
-    now: datetime,
-    *,
-    repack: bool,
-) -> tuple[allocation.Plan | allocation.AllocationFailure, allocation.Window | None,
-           dict[str, tuple[str, ...]]]:
-    """The allocator's answer for one pending booking: a plan (maybe with re-seated
-    bookings: booking_id -> new tables), or why not."""
-    window = allocation.booking_window(
-        cfg, state.booking_date, state.start_time, state.requested_end_time, state.party_size
-    )
-    if isinstance(window, allocation.AllocationFailure):
-        return window, None, {}
-    if window.start <= _local_now(cfg, now):
-        return allocation.AllocationFailure("start_passed", "the booking's start has passed"), None, {}
-    layout = allocation.Layout.from_config(cfg)
-    # A pending booking holds no tables, so nothing of its own needs leaving out.
-    occupied = [
-        allocation.Occupied(t, s.window.start, s.window.blocked_until)
-        for s in seated.values()
-        for t in s.table_ids
-    ]
-    outcome = allocation.allocate(layout, state.party_size, window, occupied)
-    if (
-        repack
-        and isinstance(outcome, allocation.AllocationFailure)
-        and outcome.reason == allocation.NO_CAPACITY
-    ):
-        repacked = allocation.repack(layout, state.party_size, window, list(seated.values()))
-        if isinstance(repacked, allocation.Repack):
-            return repacked.plan, window, repacked.moves
-    return outcome, window, {}
-
-
 async def run_requests(
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     requests: list[AllocationRequest],
     policy: AllocationPolicy,
     *,
     now: datetime | None = None,
 ) -> AllocationResult:
-    """Decide every request inside the caller's transaction."""
+    """Decide every request inside the caller's unit of work."""
     now = now or datetime.now(UTC)
     result = AllocationResult()
-    configs = await repo.load_restaurants(conn, [r.restaurant_id for r in requests], lock=True)
+    configs = await uow.restaurants.load([r.restaurant_id for r in requests], lock=True)
     # A request acted on before is no new attempt: it neither spends a retry nor moves the
-    # schedule (CONTRACT rev. 2 §4). Its id is recorded in this transaction.
+    # schedule (docs/interface.md §4). Its id is recorded in this transaction.
     identified = {r.request_id: r.restaurant_id for r in requests
                   if r.request_id is not None and r.restaurant_id in configs}
-    claimed = await repo.claim_allocation_requests(conn, sorted(identified.items()))
+    claimed = await uow.allocation_requests.claim(identified)
     seen: set[str] = set()
     fresh: list[AllocationRequest] = []
     for req in requests:
@@ -128,7 +84,7 @@ async def run_requests(
             attempt_of[req.booking_id] = req.attempt
         elif req.booking_date is not None:
             sweeps.append((req.restaurant_id, req.booking_date))
-    states = await repo.lock_pending_for_allocation(conn, order, sorted(set(sweeps)))
+    states = await uow.bookings.lock_pending_for_allocation(order, sorted(set(sweeps)))
 
     swept = sorted(
         (s for s in states.values() if s.booking_id not in reason_of),
@@ -149,8 +105,8 @@ async def run_requests(
     if not candidates:
         return result
 
-    seated = await repo.seated_bookings(
-        conn, sorted({(s.restaurant_id, s.booking_date) for s, _ in candidates})
+    seated = await uow.bookings.seated(
+        sorted({(s.restaurant_id, s.booking_date) for s, _ in candidates})
     )
     by_restaurant: dict[str, dict[str, allocation.Seated]] = defaultdict(dict, seated)
     items: list[Decided] = []
@@ -162,7 +118,10 @@ async def run_requests(
     for state, reason in candidates:
         cfg = configs[state.restaurant_id]
         day = by_restaurant[state.restaurant_id]
-        outcome, window, moves = decide_one(cfg, state, day, now, repack=policy.repack)
+        outcome, window, moves = allocation.seat(
+            cfg, state.party_size, state.booking_date, state.start_time,
+            state.requested_end_time, day, now, reseat=policy.repack,
+        )
         decision = apply_allocation(
             state, outcome, reason=reason, retry_delays_s=policy.retry_delays_s
         )
@@ -190,29 +149,29 @@ async def run_requests(
 
     # Re-seated bookings leave their old tables before anyone takes them; the exclusion
     # constraint checks the final seating row by row.
-    await repo.release_tables(conn, sorted(moved_in_db))
-    await repo.assign_tables(conn, _seating_rows(placed, by_restaurant))
+    await uow.bookings.release_tables(sorted(moved_in_db))
+    await uow.bookings.hold_tables(_holds(placed, by_restaurant))
     result.rows = await persist_decisions(
-        conn, items, configs, policy.inline_window, now, next_attempt_at=next_attempt,
+        uow, items, configs, policy.inline_window, now, next_attempt_at=next_attempt,
         extra_rows=extra,
     )
     return result
 
 
-def _seating_rows(
+def _holds(
     placed: dict[str, str], by_restaurant: dict[str, dict[str, allocation.Seated]]
-) -> list[tuple]:
-    """booking_tables rows for every booking placed or re-seated in this batch."""
-    rows = []
+) -> list[TableHold]:
+    """The table holds of every booking placed or re-seated in this batch."""
+    holds = []
     for booking_id, restaurant_id in sorted(placed.items()):
         seat = by_restaurant[restaurant_id][booking_id]
-        # A window starts on its booking's date, so that is the row's booking_date.
-        rows += [
-            (booking_id, restaurant_id, seat.window.start.date(), tid, seat.window.start,
-             seat.window.blocked_until)
+        # A window starts on its booking's date, so that is the hold's booking_date.
+        holds += [
+            TableHold(booking_id, restaurant_id, seat.window.start.date(), tid,
+                      seat.window.start, seat.window.blocked_until)
             for tid in seat.table_ids
         ]
-    return rows
+    return holds
 
 
 def _moved_row(
@@ -232,30 +191,15 @@ def _moved_row(
 STUCK_QUEUED = timedelta(minutes=5)
 
 
-async def claim_due_retries(
-    conn: asyncpg.Connection, *, now: datetime, limit: int = 500
-) -> list[OutboxRow]:
+async def enqueue_due_attempts(uow: UnitOfWork, *, now: datetime, limit: int = 500
+                               ) -> list[OutboxRow]:
     """Turn due retries (and requests stuck unanswered) into allocation requests, in the
-    caller's transaction. SKIP LOCKED: several workers never claim the same booking."""
-    records = await conn.fetch(
-        "UPDATE bookings SET alloc_state = 'queued', next_attempt_at = NULL, updated_at = $1"
-        " WHERE booking_id IN ("
-        "  SELECT booking_id FROM bookings WHERE status = 'pending' AND"
-        "  ((alloc_state = 'retry' AND next_attempt_at <= $1)"
-        "   OR (alloc_state = 'queued' AND updated_at < $1 - $3::interval))"
-        "  ORDER BY next_attempt_at NULLS LAST LIMIT $2 FOR UPDATE SKIP LOCKED"
-        ") RETURNING booking_id, restaurant_id, pending_ref, attempts",
-        now,
-        limit,
-        STUCK_QUEUED,
-    )
+    caller's unit of work. Several workers never claim the same booking."""
+    due = await uow.bookings.take_due_attempts(now=now, stuck_after=STUCK_QUEUED, limit=limit)
     # The next attempt of the episode: the same id as a lost request for it (a stuck one
     # asked again), so whichever arrives second is recognised.
-    rows = [
-        outbox.allocation_row(
-            r["restaurant_id"], "retry", now, booking_id=r["booking_id"],
-            pending_ref=r["pending_ref"], attempt=r["attempts"] + 1,
-        )
-        for r in records
-    ]
-    return await outbox.insert(conn, rows)
+    return await uow.outbox.add([
+        outbox.allocation_row(d.restaurant_id, "retry", now, booking_id=d.booking_id,
+                              pending_ref=d.pending_ref, attempt=d.attempts + 1)
+        for d in due
+    ])

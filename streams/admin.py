@@ -1,4 +1,4 @@
-"""Topic creation (CONTRACT §1): every prefixed topic exists before anyone uses it."""
+"""Topic creation (docs/interface.md §1): every prefixed topic exists before anyone uses it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from seatflow.settings import Settings
-from streams.topics import TopicNames
+from config.settings import Settings
+from config.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

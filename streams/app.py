@@ -1,4 +1,6 @@
-"""The Faust application: topics (raw bytes; decoding is ours), agents, timers, web views."""
+"""Building the Faust application: settings in, an app out; topics carry raw bytes (decoding
+is ours, so a bad message reaches the dead-letter guard as bytes). What runs on it is wired
+in seatflow/bootstrap.py."""
 
 from __future__ import annotations
 
@@ -6,10 +8,8 @@ import logging
 
 import faust
 
-from seatflow.settings import Settings
+from config.settings import Settings
 from streams import faust_fixes, faust_tuning
-from streams.runtime import Runtime
-from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +18,10 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
-def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+def create_faust_app(settings: Settings) -> faust.App:
     faust_fixes.apply()
     faust_tuning.set_fetch_max_wait(settings.consumer_fetch_max_wait_ms)
-    topics = TopicNames(settings.topic_prefix)
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
         # Decoding is ours, so a bad message reaches the dead-letter guard as bytes.
@@ -52,23 +51,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         store="memory://",
         table_cleanup_interval=3600.0,
     )
-    rt = Runtime(settings=settings, topics=topics)
 
-    from agents import allocator, changes, emails, housekeeping, restaurants
-    from streams import web
 
-    restaurants.register(app, rt)
-    changes.register(app, rt)
-    allocator.register(app, rt)
-    emails.register(app, rt)
-    housekeeping.register(app, rt)
-    web.register(app, rt)
+def producer_send(app: faust.App):  # type: ignore[no-untyped-def]
+    """The app's producer as a `Runtime.send`: returns a future the broker resolves."""
 
     async def send(topic, key, value, headers):  # type: ignore[no-untyped-def]
         return await app.producer.send(topic, key, value, None, None, headers)
 
-    rt.send = send
-    return app, rt
+    return send
 
 
 def input_topic(app: faust.App, name: str, **config: str) -> faust.TopicT:

@@ -1,4 +1,4 @@
-"""Dead-letter records (CONTRACT §5 `seatflow.dead-letters`). Pure: no I/O.
+"""Dead-letter records (docs/interface.md §5 `seatflow.dead-letters`). Pure: no I/O.
 
 A dead letter is the consumed message's key and value bytes, unchanged, plus string headers
 saying where it came from and why it failed. Agents call `build_dead_letter` with the message
@@ -23,7 +23,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 DeadLetterStage = Literal["decode", "validate", "process"]
 DEAD_LETTER_STAGES: Final[tuple[str, ...]] = get_args(DeadLetterStage)
 
-# Header names, exactly as CONTRACT §5 spells them.
+# Header names, exactly as docs/interface.md §5 spells them.
 H_ORIGINAL_TOPIC: Final = "x-dlq-original-topic"
 H_ORIGINAL_PARTITION: Final = "x-dlq-original-partition"
 H_ORIGINAL_OFFSET: Final = "x-dlq-original-offset"

@@ -1,6 +1,6 @@
 """The dead-letter guard every agent loop runs its batches through.
 
-Faust acks a message whose agent raised and moves on (INFRA.md), so nothing may raise out
+Faust acks a message whose agent raised and moves on (docs/infrastructure.md), so nothing may raise out
 of an agent: each message is decoded (stage `decode`), validated (`validate`) and the
 good ones handled as one batch (`process`). Transient infrastructure errors retry the
 same batch; any other failure is narrowed down message by message, in order, and only
@@ -20,9 +20,11 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from domain.model import OpsNote
 from models.common import format_error
-from services.outbox import OpsNote, OutboxRow, ops_row
-from storage import repository as repo
+from services.outbox import ops_row
+from storage.dead_letters import RefusedDeadLetter
+from storage.outbox import OutboxRow
 from streams.deadletter import (
     DeadLetter,
     DeadLetterStage,
@@ -222,14 +224,13 @@ class BatchGuard(Generic[M]):
                 refused[i] = f"{type(outcome).__name__}: {outcome}"
         return refused
 
-    async def _backlog(self, rows: list[tuple]) -> None:
-        pool = await self.rt.db()
-        async with pool.acquire() as conn:
-            await repo.backlog_dead_letters(conn, rows)
-        for row in rows:
+    async def _backlog(self, letters: list[RefusedDeadLetter]) -> None:
+        async with (await self.rt.database()).transaction() as uow:
+            await uow.dead_letters.add(letters)
+        for d in letters:
             log.error("%s: dead letter of %s[%d]@%d refused by the topic (%s); kept in"
-                      " PostgreSQL (dead_letter_backlog) for retry", self.name, row[0], row[1],
-                      row[2], row[8])
+                      " PostgreSQL (dead_letter_backlog) for retry", self.name, d.original_topic,
+                      d.original_partition, d.original_offset, d.publish_error)
 
     def _ops_row(self, p: Poison, refused: str | None, now: datetime) -> OutboxRow:
         src = p.source
@@ -262,13 +263,10 @@ def _id_from_key(key: bytes | None) -> str | None:
         return None
 
 
-def _backlog_row(p: Poison, letter: DeadLetter, error: str) -> tuple:
+def _backlog_row(p: Poison, letter: DeadLetter, error: str) -> RefusedDeadLetter:
     src = p.source
-    return (
-        src.topic, src.partition, src.offset, letter.key, letter.value,
-        [name for name, _ in letter.headers], [value for _, value in letter.headers],
-        p.stage, error,
-    )
+    return RefusedDeadLetter(src.topic, src.partition, src.offset, letter.key, letter.value,
+                             list(letter.headers), p.stage, error)
 
 
 def backlog_delay_s(attempts: int) -> float:

@@ -9,15 +9,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from seatflow.settings import Settings
-from services import outbox
-from services.outbox import Logical, OutboxRow
+from config.settings import Settings
+from config.topics import Topic, TopicNames
 from storage import db
-from storage import repository as repo
-from streams.topics import TopicNames
+from storage.dead_letters import DeadLetterBacklog
+from storage.outbox import OutboxRow
+from storage.uow import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,36 +61,32 @@ class Metrics:
 
 @dataclass
 class Runtime:
+    """One worker's shared parts. The entrypoint decides the database (configured or
+    embedded) and hands its URL in; the pool opens on first use, in the worker's loop."""
+
     settings: Settings
     topics: TopicNames
+    database_url: str
     metrics: Metrics = field(default_factory=Metrics)
-    pool: asyncpg.Pool | None = None
     send: SendFn | None = None
     # Agents waiting out a transient error; /health is 503 while any is.
     degraded: dict[str, str] = field(default_factory=dict)
-    _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _database: Database | None = None
+    _database_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _cleanup: set[asyncio.Task] = field(default_factory=set)
 
-    async def db(self) -> asyncpg.Pool:
-        if self.pool is None:
-            async with self._pool_lock:
-                if self.pool is None:
-                    from seatflow.embedded import database_url
+    async def database(self) -> Database:
+        if self._database is None:
+            async with self._database_lock:
+                if self._database is None:
+                    pool = await db.create_pool(self.database_url,
+                                                size=self.settings.db_pool_size)
+                    self._database = Database(pool)
+        return self._database
 
-                    dsn = await asyncio.to_thread(database_url, self.settings)
-                    self.pool = await db.create_pool(dsn, size=self.settings.db_pool_size)
-        return self.pool
-
-    def __post_init__(self) -> None:
-        self._topic_names = {
-            Logical.BOOKING_STATUS: self.topics.booking_status,
-            Logical.NOTIFICATIONS: self.topics.notifications,
-            Logical.OPS_EVENTS: self.topics.ops_events,
-            Logical.ALLOCATION_REQUESTS: self.topics.allocation_requests,
-        }
-
-    def topic_for(self, logical: Logical) -> str:
-        return self._topic_names[logical]
+    async def close(self) -> None:
+        if self._database is not None:
+            await self._database.close()
 
     async def publish_rows(self, rows: Sequence[OutboxRow]) -> None:
         """Publish and wait until the broker has every record (in order per key)."""
@@ -99,14 +94,14 @@ class Runtime:
             return
         assert self.send is not None, "publisher not started"
         futures = []
-        per_topic: collections.Counter[Logical] = collections.Counter()
+        per_topic: collections.Counter[Topic] = collections.Counter()
         for row in rows:
             key = row.key.encode() if row.key is not None else None
-            futures.append(await self.send(self._topic_names[row.topic], key, row.payload, None))
+            futures.append(await self.send(self.topics.name(row.topic), key, row.payload, None))
             per_topic[row.topic] += 1
         await asyncio.gather(*futures)
-        for logical, count in per_topic.items():
-            self.metrics.published.labels(topic=logical.value).inc(count)
+        for topic, count in per_topic.items():
+            self.metrics.published.labels(topic=topic.value).inc(count)
 
     async def publish_and_forget(self, rows: Sequence[OutboxRow]) -> None:
         """Publish rows a transaction committed, then delete them from the outbox.
@@ -122,7 +117,8 @@ class Runtime:
 
     async def _forget(self, ids: list[int]) -> None:
         try:
-            await outbox.delete(await self.db(), ids)
+            async with (await self.database()).transaction() as uow:
+                await uow.outbox.delete(ids)
         except Exception as exc:  # noqa: BLE001 - the relay publishes leftovers again
             log.warning("outbox cleanup of %d rows failed: %r", len(ids), exc)
 
@@ -155,8 +151,8 @@ class Runtime:
 
     async def _database_answers(self) -> bool:
         try:
-            pool = await asyncio.wait_for(self.db(), 3)
-            await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
+            database = await asyncio.wait_for(self.database(), 3)
+            await asyncio.wait_for(database.ping(), 2)
         except Exception:  # noqa: BLE001 - any failure means "not answering"
             return False
         return True
@@ -164,12 +160,13 @@ class Runtime:
     async def check_health(self, broker_check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
         status: dict[str, Any] = {}
         try:
-            pool = await asyncio.wait_for(self.db(), 3)
-            await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
+            database = await asyncio.wait_for(self.database(), 3)
+            await asyncio.wait_for(database.ping(), 2)
             status["database"] = "ok"
             # Dead letters the topic refused wait in PostgreSQL: the service runs, but ops
             # should look (`seatflow dlq tail` lists them).
-            backlog = await asyncio.wait_for(repo.count_backlogged_dead_letters(pool), 2)
+            backlog = await asyncio.wait_for(
+                DeadLetterBacklog(database.pool).count(), 2)
             self.metrics.dead_letter_backlog.set(backlog)
             status["dead_letter_backlog"] = backlog
         except Exception as exc:  # noqa: BLE001 - reported, not raised

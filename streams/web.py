@@ -1,11 +1,10 @@
-"""HTTP endpoints (CONTRACT §6): /health, /metrics, /bookings/{booking_id}."""
+"""HTTP endpoints (docs/interface.md §6): /health, /metrics, /bookings/{booking_id}."""
 
 from __future__ import annotations
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from storage import repository as repo
 from streams.runtime import Runtime
 
 # Booking ids are at most this long (models.events.BookingPayload).
@@ -27,34 +26,19 @@ def _possible_id(booking_id: str) -> bool:
 async def booking_view(rt: Runtime, booking_id: str) -> dict | None:
     if not _possible_id(booking_id):
         return None
-    pool = await rt.db()
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
-            " end_time, party_size, customer_name, customer_email, customer_phone, notes, source,"
-            " channel, idempotency_key, alloc_state, attempts, last_failure, version,"
-            " updated_at"
-            " FROM bookings WHERE booking_id = $1",
-            booking_id,
-        )
-        if row is None:
+    async with (await rt.database()).transaction() as uow:
+        view = await uow.bookings.view(booking_id)
+        if view is None:
             return None
-        tables = await repo.table_ids_of(conn, [booking_id])
-        mails = await conn.fetch(
-            "SELECT kind, status, pending_ref, recipient, reason, due_at, sent_at, attempts"
-            " FROM notifications WHERE booking_id = $1 ORDER BY created_at, kind",
-            booking_id,
-        )
-    view = dict(row)
+        mails = await uow.notifications.of_booking(booking_id)
     view["booking_version"] = view.pop("version")
     for k in ("booking_date", "updated_at"):
         view[k] = view[k].isoformat()
     for k in ("start_time", "end_time"):
         view[k] = view[k].strftime("%H:%M") if view[k] is not None else None
-    view["table_ids"] = list(tables.get(booking_id, ()))
     view["emails"] = [
         {
-            **dict(m),
+            **m,
             "due_at": m["due_at"].isoformat(),
             "sent_at": m["sent_at"].isoformat() if m["sent_at"] else None,
         }

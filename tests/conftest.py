@@ -29,7 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from seatflow.embedded import (
+from config.settings import Settings
+from devstack import (
     EmbeddedBroker,
     EmbeddedPostgres,
     free_port,
@@ -37,8 +38,7 @@ from seatflow.embedded import (
     start_mail_sink,
     start_postgres,
 )
-from seatflow.mailsink import MailSink
-from seatflow.settings import Settings
+from devstack.mailsink import MailSink
 
 TEST_INLINE_CONFIRM_WINDOW_MS = 300
 TEST_RETRY_DELAYS_MS = [200, 400]

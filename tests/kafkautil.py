@@ -1,4 +1,4 @@
-"""Reading topics from tests without a consumer group (joins are slow on Tansu, INFRA.md)."""
+"""Reading topics from tests without a consumer group (joins are slow on Tansu, docs/infrastructure.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ async def read_topic(
     """Every record of `topic` so far, sorted by (partition, offset).
 
     Assigns all partitions directly and reads from the beginning up to the high watermark
-    that fetch responses report (Tansu's ListOffsets "latest" is wrong, INFRA.md). Keeps
+    that fetch responses report (Tansu's ListOffsets "latest" is wrong, docs/infrastructure.md). Keeps
     reading until at least `min_count` records arrived and every partition is read up to its
     high watermark, or until `timeout` — then returns what it has (the caller asserts).
     A topic that does not exist yet is waited for while min_count > 0.

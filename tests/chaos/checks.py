@@ -8,14 +8,14 @@ each, what is wrong. The run passes only when every check is ok.
 What "expected" means is computed from the inputs alone (`expected_states`): the booking
 is cancelled or not; its date/time/end/party come from the last *realigning* change
 (created, or an edit of date/time/end/party), its notes from the last created/updated
-change, its stored contact details from the contact rules (CONTRACT §4 "Ops walk-ins",
+change, its stored contact details from the contact rules (docs/interface.md §4 "Ops walk-ins",
 "Contact details are never erased by an edit"). A repeated submission (another booking_id,
 same restaurant and idempotency_key) is expected to create nothing.
-The pending_ref is opaque (CONTRACT §4), so the expected one is read from the status
+The pending_ref is opaque (docs/interface.md §4), so the expected one is read from the status
 topic: the `booking.pending` whose `caused_by` is that last realigning change.
 
 Where tables fit and how long they are held are computed here, independently of the
-service, from the restaurant configurations as published (plain dicts, CONTRACT §2).
+service, from the restaurant configurations as published (plain dicts, docs/interface.md §2).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from typing import Any
 
 MAX_PROBLEMS_LISTED = 50
 REALIGN_FIELDS = ("booking_date", "start_time", "end_time", "party_size")
-# CONTRACT §2 defaults.
+# docs/interface.md §2 defaults.
 DEFAULT_TURN_MINUTES = {2: 60, 4: 75, 6: 85, 8: 90}
 DEFAULT_BUFFER_AFTER_MINUTES = 5
 DEFAULT_MAX_TABLES = 3
 SYNTHETIC_DOMAIN = "system.local"
 # A crash repeat's first copy is accepted by the server just before its worker dies
-# (CONTRACT §4: "keep that window as short as one message"). A repeat whose first copy has no
+# (docs/interface.md §4: "keep that window as short as one message"). A repeat whose first copy has no
 # kill within this many seconds after it is not a crash repeat. Generous: the record may wait
 # out a PostgreSQL restart.
 REPEAT_KILL_WINDOW_S = 10.0
@@ -87,7 +87,7 @@ class Expected:
     end_time: str | None = None  # as last requested (None = from turn minutes)
     source: str = "guest"
     idempotency_key: str | None = None  # of the create
-    customer_email: str | None = None  # what the service must store (CONTRACT §4)
+    customer_email: str | None = None  # what the service must store (docs/interface.md §4)
     customer_phone: str | None = None
     # Every address the booking had, in order (an edit may add one to a walk-in): an email
     # goes to the address the booking had when it was decided.
@@ -98,7 +98,7 @@ class Expected:
     @property
     def guest_mail(self) -> bool | None:
         """Guest emails are delivered (True), recorded `skipped` (False: no address it may
-        mail, CONTRACT §4), or either (None: it had both kinds of address over time)."""
+        mail, docs/interface.md §4), or either (None: it had both kinds of address over time)."""
         mailable = {_mailable(e) for e in self.customer_emails or (self.customer_email,)}
         return mailable.pop() if len(mailable) == 1 else None
 
@@ -138,7 +138,7 @@ class Assignment:
 
 @dataclass(frozen=True)
 class StatusEvent:
-    """A record of `<prefix>booking-status` (CONTRACT §5)."""
+    """A record of `<prefix>booking-status` (docs/interface.md §5)."""
 
     event_id: str
     type: str
@@ -148,7 +148,7 @@ class StatusEvent:
     table_ids: tuple[str, ...] | None = None
     partition: int = -1
     offset: int = -1
-    booking_version: int | None = None  # CONTRACT §5 rev 2; None when the service omits it
+    booking_version: int | None = None  # docs/interface.md §5 rev 2; None when the service omits it
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def _mailable(address: str | None) -> bool:
 
 
 def is_synthetic(address: str | None) -> bool:
-    """A `@system.local` address (CONTRACT §4): never mailed. Also inside "Name <addr>"."""
+    """A `@system.local` address (docs/interface.md §4): never mailed. Also inside "Name <addr>"."""
     if _blank(address):
         return False
     assert address is not None
@@ -230,7 +230,7 @@ def is_synthetic(address: str | None) -> bool:
 
 
 def walkin_slug(idempotency_key: str | None, booking_id: str) -> str:
-    """CONTRACT §4: idempotency_key (else booking_id), lowercased, only [a-z0-9], cut to 24."""
+    """docs/interface.md §4: idempotency_key (else booking_id), lowercased, only [a-z0-9], cut to 24."""
     basis = booking_id if _blank(idempotency_key) else idempotency_key
     assert basis is not None
     return re.sub(r"[^a-z0-9]", "", basis.lower())[:24]
@@ -239,7 +239,7 @@ def walkin_slug(idempotency_key: str | None, booking_id: str) -> str:
 def created_contact(
     change: InputChange, restaurant_contact: str | None
 ) -> tuple[str | None, str | None]:
-    """The (customer_email, customer_phone) a create must store (CONTRACT §4 "Ops walk-ins")."""
+    """The (customer_email, customer_phone) a create must store (docs/interface.md §4 "Ops walk-ins")."""
     email = None if _blank(change.customer_email) else change.customer_email
     phone = None if _blank(change.customer_phone) else change.customer_phone
     if change.source != "ops":
@@ -320,7 +320,7 @@ def expected_states(
             else:
                 details.append(change.event_id)
             notes = change.notes
-            # Contact details are never erased by an edit (CONTRACT §4, rev 2).
+            # Contact details are never erased by an edit (docs/interface.md §4, rev 2).
             if not _blank(change.customer_email):
                 email = change.customer_email
                 if email != emails[-1]:
@@ -511,7 +511,7 @@ def check_emails(
 ) -> CheckResult:
     """Exactly once per (booking, kind, pending_ref) — the Message-ID names that triple.
 
-    A repeat with the same Message-ID is what CONTRACT §4 allows for a worker killed between
+    A repeat with the same Message-ID is what docs/interface.md §4 allows for a worker killed between
     the server's acceptance and the record: counted apart, and at most `allowed_repeats`
     (one per message in flight on a killed worker: `repeats_per_kill`, its SMTP connections;
     rev 2 grants none for an outage or a slow server). With `kills_at_s` (when the run killed
@@ -707,7 +707,7 @@ def check_tables(
     return result
 
 
-# --- restaurant rules, computed independently of the service (CONTRACT §2) ------------------------
+# --- restaurant rules, computed independently of the service (docs/interface.md §2) ------------------------
 
 
 def _hhmm(value: str) -> time:
@@ -725,7 +725,7 @@ def turn_minutes(cfg: Mapping[str, Any], party: int) -> int:
 
 def service_of(cfg: Mapping[str, Any], start: time) -> Mapping[str, Any] | None:
     """The first service (config order) whose hours hold `start`; an end earlier than the
-    start runs past midnight (CONTRACT §2 rev 2)."""
+    start runs past midnight (docs/interface.md §2 rev 2)."""
     for svc in cfg.get("services") or []:
         s, e = _hhmm(svc["start"]), _hhmm(svc["end"])
         if (s <= start < e) if s < e else (start >= s or start < e):
@@ -764,7 +764,7 @@ def expected_window(
 
 
 def fit_problems(cfg: Mapping[str, Any], table_ids: Sequence[str], party: int) -> list[str]:
-    """Why `table_ids` may not seat `party` (CONTRACT §2, §4 "Allocation"); [] when they may."""
+    """Why `table_ids` may not seat `party` (docs/interface.md §2, §4 "Allocation"); [] when they may."""
     tables = {t["table_id"]: t for t in cfg.get("tables") or []}
     held = list(table_ids)
     unknown = [t for t in held if t not in tables]
@@ -889,7 +889,7 @@ def check_walkins(
     repeats: Mapping[str, str],
     status_events: Sequence[StatusEvent] = (),
 ) -> CheckResult:
-    """Contact rules (CONTRACT §4 "Ops walk-ins"), for every booking and its mail.
+    """Contact rules (docs/interface.md §4 "Ops walk-ins"), for every booking and its mail.
 
     Stored customer_email / customer_phone are what the inputs call for (the guest's, else
     the restaurant's contact_email, else walkin+<slug>@system.local; a blank phone becomes
@@ -953,7 +953,7 @@ def check_walkins(
     return result
 
 
-# Order of a booking's status events inside one episode (CONTRACT §4, §5).
+# Order of a booking's status events inside one episode (docs/interface.md §4, §5).
 _EPISODE_ORDER = {"booking.pending": 0, "booking.allocation_failed": 1, "booking.confirmed": 2,
                   "booking.tables_changed": 3}
 
@@ -961,7 +961,7 @@ _EPISODE_ORDER = {"booking.pending": 0, "booking.allocation_failed": 1, "booking
 def check_versions(
     expected: Mapping[str, Expected], status_events: Sequence[StatusEvent]
 ) -> CheckResult:
-    """booking_version (CONTRACT §5 rev 2) grows with every event the service decides.
+    """booking_version (docs/interface.md §5 rev 2) grows with every event the service decides.
 
     Per booking: one version per event_id (a republish keeps it), distinct event_ids have
     distinct versions, and versions follow the decision order the inputs imply: episodes in
@@ -1052,7 +1052,7 @@ def check_applied_once(
 ) -> CheckResult:
     """No change applied twice, no decision taken twice, as the status topic shows them.
 
-    A republished status event keeps its event_id and content (at-least-once, CONTRACT §5);
+    A republished status event keeps its event_id and content (at-least-once, docs/interface.md §5);
     two different contents for one event_id, or two different table sets confirmed for one
     (booking, pending_ref), or two episodes from one change, mean something ran twice.
     """

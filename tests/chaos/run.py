@@ -43,8 +43,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from mail.render import message_id_for
-from seatflow.embedded import (
+from config.settings import Settings
+from config.topics import TopicNames
+from devstack import (
     EmbeddedBroker,
     EmbeddedPostgres,
     free_port,
@@ -52,10 +53,9 @@ from seatflow.embedded import (
     start_mail_sink,
     start_postgres,
 )
-from seatflow.mailsink import MailSink
-from seatflow.settings import Settings
+from devstack.mailsink import MailSink
+from mail.render import message_id_for
 from streams.admin import ensure_topics
-from streams.topics import TopicNames
 from tests.chaos import checks
 from tests.integration.conftest import WorkerProcess
 from tests.kafkautil import read_topic
@@ -107,7 +107,7 @@ class Workload:
     # Restaurants and changes are plain dicts, published as JSON: the inputs the contract
     # allows (rev 2: past-midnight services and bookings) whatever today's models accept.
     restaurants: list[dict[str, Any]]
-    changes: list[dict[str, Any]]  # change events (CONTRACT §3), in production order
+    changes: list[dict[str, Any]]  # change events (docs/interface.md §3), in production order
     always_seatable: set[str]  # restaurants whose bookings can never miss a table
     late_restaurants: set[str] = field(default_factory=set)  # a service runs past midnight
     stats: dict[str, int] = field(default_factory=dict)
@@ -644,7 +644,7 @@ class Run:
     async def wait_restaurants(self, workload: Workload, timeout: float = 60.0,
                                grace_s: float = 10.0) -> None:
         """Until every restaurant is stored. The late ones (a service past midnight, which a
-        service without CONTRACT rev 2 rejects) get `grace_s` after the others; the ones still
+        service without revision 2 of the contract rejects) get `grace_s` after the others; the ones still
         missing are journalled and the run goes on (their bookings stay parked: a finding)."""
         wanted = {c["restaurant_id"] for c in workload.restaurants}
         required = wanted - workload.late_restaurants
@@ -867,7 +867,7 @@ def evaluate(
                                   dead_lettered=snap["dead_lettered"], parked=snap["parked"])
     for entry in lost.details["lost_events"]:
         entry.update(near_kills(entry["sent_at_s"], journal.kills))
-    # CONTRACT §4 rev 2: a repeat only for a crash, at most one per SMTP connection of the
+    # docs/interface.md §4 rev 2: a repeat only for a crash, at most one per SMTP connection of the
     # killed worker (one message in flight on each); none for the outage or the slow phase.
     kills_at = [k["at_s"] for k in journal.kills]
     per_kill = Settings().smtp_connections

@@ -45,12 +45,12 @@ from typing import Any
 
 import pytest
 
+from config.settings import Settings
+from config.topics import TopicNames
+from devstack import free_port
 from models.events import BookingChange
 from models.restaurant import RestaurantConfig
 from producers.publisher import Publisher, make_cancel, make_change
-from seatflow.embedded import free_port
-from seatflow.settings import Settings
-from streams.topics import TopicNames
 from tests.conftest import TEST_INLINE_CONFIRM_WINDOW_MS, TEST_RETRY_DELAYS_MS, _create_database
 from tests.kafkautil import json_values, partition_count, partition_for, read_topic
 

@@ -4,7 +4,7 @@ Record mode (default): every event the agent finishes is appended as
 ``partition offset value`` to ``--out`` (flushed per line), so a SIGKILL loses nothing that
 was recorded. The test compares the union of all workers' records with what it produced.
 
-Relay mode (``--relay``): the shape INFRA.md measured. The agent does
+Relay mode (``--relay``): the shape measured in docs/faust-rebalance.md. The agent does
 ``async for value in stream: await out_topic.send(value=value)`` to ``<topic>-out`` with
 Faust's defaults (commit interval 2.8 s, ``stream_wait_empty``, acks); the test reads
 ``<topic>-out``. ``--out`` only gets one ``ready`` line at the first event (a start signal).
@@ -60,7 +60,7 @@ def build_app(args: argparse.Namespace):  # -> faust.App (faust imported lazily,
         broker=f"kafka://{args.broker}",
         value_serializer="raw",
         key_serializer="raw",
-        # Fast group membership on Tansu (INFRA.md): ready in ~3.5 s, rebalance ~2 s.
+        # Fast group membership on Tansu (docs/infrastructure.md): ready in ~3.5 s, rebalance ~2 s.
         broker_session_timeout=4,
         broker_heartbeat_interval=1,
         broker_rebalance_timeout=4,

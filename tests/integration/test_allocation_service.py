@@ -7,14 +7,15 @@ from datetime import date, timedelta
 import asyncpg
 import pytest
 
+from config.settings import Settings
 from models.events import AllocationRequest
 from models.restaurant import RestaurantConfig
 from producers.publisher import make_cancel, make_change
-from seatflow.settings import Settings
 from services.allocation import AllocationPolicy, run_requests
 from services.changes import ChangePolicy, apply_changes
 from services.restaurants import apply_restaurant
-from storage import db, repository
+from storage import db
+from storage.uow import Database
 
 DAY = "2030-06-14"
 CHANGES = ChangePolicy(auto_assign=True, inline_window=timedelta(seconds=2))
@@ -42,68 +43,69 @@ def create(booking_id: str, start: str, party: int, end: str | None = None):
 
 
 @pytest.fixture
-async def pool(settings: Settings):
-    pool = await db.create_pool(settings.database_url)
-    yield pool
-    await pool.close()
+async def database(settings: Settings):
+    database = Database(await db.create_pool(settings.database_url))
+    yield database
+    await database.close()
 
 
-async def step(pool: asyncpg.Pool, change, *, repack: bool) -> None:
+async def step(database: Database, change, *, repack: bool) -> None:
     """Apply one change, then the allocation requests it caused, like the two agents do."""
-    async with pool.acquire() as conn, conn.transaction():
-        result = await apply_changes(conn, [change], CHANGES)
+    async with database.transaction() as uow:
+        result = await apply_changes(uow, [change], CHANGES)
     requests = [AllocationRequest.model_validate(r.value) for r in result.rows
                 if r.topic == "allocation-requests"]
     if requests:
-        async with pool.acquire() as conn, conn.transaction():
-            await run_requests(conn, requests, AllocationPolicy([], timedelta(seconds=2), repack))
+        async with database.transaction() as uow:
+            await run_requests(uow, requests, AllocationPolicy([], timedelta(seconds=2), repack))
 
 
-async def tables_of(pool: asyncpg.Pool, booking_id: str) -> tuple[str, ...]:
-    async with pool.acquire() as conn:
-        return (await repository.table_ids_of(conn, [booking_id])).get(booking_id, ())
+async def tables_of(database: Database, booking_id: str) -> tuple[str, ...]:
+    async with database.transaction() as uow:
+        return (await uow.bookings.table_ids_of([booking_id])).get(booking_id, ())
 
 
-async def status_of(pool: asyncpg.Pool, booking_id: str) -> str:
-    return await pool.fetchval("SELECT status FROM bookings WHERE booking_id = $1", booking_id)
+async def status_of(database: Database, booking_id: str) -> str:
+    return await database.pool.fetchval(
+        "SELECT status FROM bookings WHERE booking_id = $1", booking_id)
 
 
 @pytest.mark.parametrize("repack", [True, False])
 async def test_a_party_of_four_is_seated_by_moving_a_couple_off_the_four_top(
-    pool: asyncpg.Pool, repack: bool
+    database: Database, repack: bool
 ) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_restaurant(conn, two_tables(), CHANGES)
-    await step(pool, create("early", "18:00", 2, end="19:00"), repack=repack)
-    await step(pool, create("couple", "18:30", 2, end="19:30"), repack=repack)
-    assert await tables_of(pool, "early") == ("a",)
-    assert await tables_of(pool, "couple") == ("b",)  # a was taken at 18:30
-    await step(pool, make_cancel("early", "r-repack"), repack=repack)
+    async with database.transaction() as uow:
+        await apply_restaurant(uow, two_tables(), CHANGES)
+    await step(database, create("early", "18:00", 2, end="19:00"), repack=repack)
+    await step(database, create("couple", "18:30", 2, end="19:30"), repack=repack)
+    assert await tables_of(database, "early") == ("a",)
+    assert await tables_of(database, "couple") == ("b",)  # a was taken at 18:30
+    await step(database, make_cancel("early", "r-repack"), repack=repack)
 
-    await step(pool, create("four", "19:00", 4, end="20:00"), repack=repack)
+    await step(database, create("four", "19:00", 4, end="20:00"), repack=repack)
 
     if repack:
-        assert await status_of(pool, "four") == "confirmed"
-        assert await tables_of(pool, "four") == ("b",)
-        assert await tables_of(pool, "couple") == ("a",)
-        moved = await pool.fetch(
+        assert await status_of(database, "four") == "confirmed"
+        assert await tables_of(database, "four") == ("b",)
+        assert await tables_of(database, "couple") == ("a",)
+        moved = await database.pool.fetch(
             "SELECT payload FROM outbox WHERE topic = 'ops-events'"
             " AND convert_from(payload, 'UTF8')::jsonb->>'event_type' = 'booking.tables_reassigned'"
         )
         assert len(moved) == 1
     else:
-        assert await status_of(pool, "four") == "pending"
-        assert await tables_of(pool, "couple") == ("b",)
+        assert await status_of(database, "four") == "pending"
+        assert await tables_of(database, "couple") == ("b",)
 
 
-async def test_the_exclusion_constraint_refuses_a_double_booking(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_restaurant(conn, two_tables(), CHANGES)
-    await step(pool, create("one", "19:00", 2), repack=False)
-    await step(pool, create("two", "19:30", 2), repack=False)
-    one, two = await tables_of(pool, "one"), await tables_of(pool, "two")
+async def test_the_exclusion_constraint_refuses_a_double_booking(database: Database) -> None:
+    async with database.transaction() as uow:
+        await apply_restaurant(uow, two_tables(), CHANGES)
+    await step(database, create("one", "19:00", 2), repack=False)
+    await step(database, create("two", "19:30", 2), repack=False)
+    one, two = await tables_of(database, "one"), await tables_of(database, "two")
     assert one == ("a",) and two == ("b",)
-    async with pool.acquire() as conn:
+    async with database.pool.acquire() as conn:
         with pytest.raises(asyncpg.exceptions.ExclusionViolationError):
             await conn.execute(
                 "INSERT INTO booking_tables (booking_id, table_key, restaurant_id, booking_date,"
@@ -114,17 +116,17 @@ async def test_the_exclusion_constraint_refuses_a_double_booking(pool: asyncpg.P
             )
 
 
-async def test_a_request_that_never_got_an_answer_is_asked_for_again(pool: asyncpg.Pool) -> None:
+async def test_a_request_that_never_got_an_answer_is_asked_for_again(database: Database) -> None:
     from datetime import UTC, datetime
 
-    from services.allocation import STUCK_QUEUED, claim_due_retries
+    from services.allocation import STUCK_QUEUED, enqueue_due_attempts
 
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_restaurant(conn, two_tables(), CHANGES)
-        await apply_changes(conn, [create("lost", "19:00", 2)], CHANGES)  # request never run
+    async with database.transaction() as uow:
+        await apply_restaurant(uow, two_tables(), CHANGES)
+        await apply_changes(uow, [create("lost", "19:00", 2)], CHANGES)  # request never run
     now = datetime.now(UTC)
-    async with pool.acquire() as conn, conn.transaction():
-        assert await claim_due_retries(conn, now=now) == []  # still fresh: not re-asked
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await claim_due_retries(conn, now=now + STUCK_QUEUED + timedelta(seconds=1))
+    async with database.transaction() as uow:
+        assert await enqueue_due_attempts(uow, now=now) == []  # still fresh: not re-asked
+    async with database.transaction() as uow:
+        rows = await enqueue_due_attempts(uow, now=now + STUCK_QUEUED + timedelta(seconds=1))
     assert [(r.value["booking_id"], r.value["reason"]) for r in rows] == [("lost", "retry")]

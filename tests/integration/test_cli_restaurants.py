@@ -16,13 +16,13 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from config.settings import Settings
+from config.topics import TopicNames
 from models.restaurant import RestaurantConfig
 from producers.publisher import Publisher, make_change
 from producers.restaurants import ConfigFileError, load_file
 from seatflow.cli import SAMPLE_RESTAURANT, main
-from seatflow.settings import Settings
 from streams.admin import ensure_topics
-from streams.topics import TopicNames
 from tests.kafkautil import json_values, keys, read_topic
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""PostgreSQL goes away mid-stream and comes back (CONTRACT §5, §6): a transient
+"""PostgreSQL goes away mid-stream and comes back (docs/interface.md §5, §6): a transient
 infrastructure error is waited out, never dead-lettered, and nothing is lost; /health is 503
 while the database is unreachable and 200 again once it is back.
 
@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devstack import start_postgres
 from producers.publisher import Publisher, make_cancel, make_change
-from seatflow.embedded import start_postgres
 from tests.integration.conftest import Harness, WorkerProcess, restaurant
 from tests.kafkautil import read_topic
 

@@ -1,4 +1,4 @@
-"""Dead letters through the real stack (CONTRACT §3, §5, §8): bad input is dead-lettered once,
+"""Dead letters through the real stack (docs/interface.md §3, §5, §8): bad input is dead-lettered once,
 at the right stage, byte for byte, without stopping the consumer or losing the good input
 around it; `seatflow dlq replay` sends dead letters back.
 
@@ -94,7 +94,7 @@ def _drop(path: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
 # A string JSON allows but a PostgreSQL text column cannot hold: refused at `validate`.
 NUL_NAME = "Fuzz \x00 Guest"
 
-# Schema violations (stage `validate`): each breaks exactly one rule of CONTRACT §3.
+# Schema violations (stage `validate`): each breaks exactly one rule of docs/interface.md §3.
 SCHEMA_BREAKERS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     *[(f"party_size={v!r}", _set_booking("party_size", v))
       for v in (0, -1, 10**9, 1001, "four", 2.5, None, [2], "2x")],

@@ -1,4 +1,4 @@
-"""`seatflow dlq tail` / `seatflow dlq replay` (CONTRACT §5, §8) against the real broker.
+"""`seatflow dlq tail` / `seatflow dlq replay` (docs/interface.md §5, §8) against the real broker.
 
 Dead letters are built with `build_dead_letter` (what the agents publish) and written to the
 test's own dead-letters topic at chosen partitions, so their `P:O` positions are known.
@@ -18,10 +18,10 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from config.settings import Settings
+from config.topics import TopicNames
 from seatflow import dlq
-from seatflow.settings import Settings
 from streams.deadletter import SourceMessage, build_dead_letter, header_text
-from streams.topics import TopicNames
 from tests.integration.conftest import SEATFLOW_BIN, settings_env
 from tests.kafkautil import read_topic
 

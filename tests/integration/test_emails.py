@@ -1,4 +1,4 @@
-"""Emails through the real broker, PostgreSQL and SMTP sink (CONTRACT §4 "Emails", §5).
+"""Emails through the real broker, PostgreSQL and SMTP sink (docs/interface.md §4 "Emails", §5).
 
 The sink is shared by the whole session: every assertion filters by booking id, and a test
 that stops the sink or makes it refuse recipients restores it in a `finally`.
@@ -36,7 +36,7 @@ def recipient(msg: EmailMessage) -> str:
 
 
 def assert_contract_email(msg: EmailMessage, kind: str, booking_id: str, to: str) -> None:
-    """One email as CONTRACT §4 describes it: subject, headers, multipart, .ics or not."""
+    """One email as docs/interface.md §4 describes it: subject, headers, multipart, .ics or not."""
     assert msg["X-Seatflow-Kind"] == kind
     assert msg["X-Seatflow-Booking"] == booking_id
     assert msg["Subject"] == SUBJECTS[kind]

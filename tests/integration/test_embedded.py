@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 
-from seatflow.embedded import (
+from devstack import (
     EmbeddedStartError,
     free_port,
     start_broker,
@@ -149,7 +149,7 @@ def test_broker_stop_leaves_no_process(tmp_path) -> None:
 def test_broker_dies_with_a_killed_parent(tmp_path) -> None:
     script = (
         "import sys, time\n"
-        "from seatflow.embedded import free_port, start_broker\n"
+        "from devstack import free_port, start_broker\n"
         "print(start_broker(free_port()).process.pid, flush=True)\n"
         "time.sleep(60)\n"
     )

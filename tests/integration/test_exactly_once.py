@@ -20,10 +20,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from devstack import free_port, start_mail_sink
 from mail.render import message_id_for
 from producers.publisher import make_cancel, make_change
 from seatflow import dlq
-from seatflow.embedded import free_port, start_mail_sink
 from tests.integration.conftest import Harness, WorkerProcess, restaurant, worker_settings
 from tests.kafkautil import read_topic
 
@@ -254,8 +254,10 @@ async def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_holders_res
 
     from services import emails
     from storage import db
+    from storage.uow import Database
 
-    pool = await db.create_pool(settings.database_url, size=2)
+    database = Database(await db.create_pool(settings.database_url, size=2))
+    pool = database.pool
     try:
         now = datetime.now(UTC)
         async with pool.acquire() as conn:
@@ -271,19 +273,20 @@ async def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_holders_res
         lease = timedelta(seconds=1)
 
         async def claim(at: datetime):
-            async with pool.acquire() as conn, conn.transaction():
-                return await emails.claim_due(conn, now=at, suppress=False, send_limit=1,
+            async with database.transaction() as uow:
+                return await emails.claim_due(uow, now=at, suppress=False, send_limit=1,
                                               lease=lease)
 
         (first,) = (await claim(now)).jobs
         assert (await claim(now + timedelta(milliseconds=500))).jobs == []  # still leased
         (second,) = (await claim(now + timedelta(seconds=2))).jobs  # the lease ran out
         assert second.lease_token != first.lease_token
-        async with pool.acquire() as conn, conn.transaction():
-            assert await emails.mark_sent(conn, second, now) is not None
-        async with pool.acquire() as conn, conn.transaction():
-            assert await emails.mark_retry(conn, first, "late failure", now) is None
-            assert await emails.mark_sent(conn, first, now) is None
+        sent, late = emails.SendResult("sent"), emails.SendResult("retry", "late failure")
+        async with database.transaction() as uow:
+            assert await emails.record(uow, second, sent, now) is not None
+        async with database.transaction() as uow:
+            assert await emails.record(uow, first, late, now) is None
+            assert await emails.record(uow, first, sent, now) is None
         async with pool.acquire() as conn:
             row = await conn.fetchrow("SELECT status, attempts FROM notifications")
         assert (row["status"], row["attempts"]) == ("sent", 2)

@@ -1,4 +1,4 @@
-"""HTTP endpoints of a running worker (CONTRACT §6)."""
+"""HTTP endpoints of a running worker (docs/interface.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Booking lifecycle through the real broker, PostgreSQL and SMTP (CONTRACT §4, §5)."""
+"""Booking lifecycle through the real broker, PostgreSQL and SMTP (docs/interface.md §4, §5)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def created(h: Harness, booking: str, rid: str, *, start: str = "19:00", party: 
 
 def updated(booking: str, rid: str, *, start: str = "19:00", party: int = 2,
             day: str = DAY, **kw):
-    """The whole booking as it is after the edit (CONTRACT §3)."""
+    """The whole booking as it is after the edit (docs/interface.md §3)."""
     kw.setdefault("customer_name", "Ada Lovelace")
     kw.setdefault("customer_email", f"{booking}@guest.example")
     return make_change(

@@ -3,7 +3,7 @@
 Choreography: one topic with 8 partitions, two Faust workers in one group
 (tests/integration/rebalance_worker.py), a producer sending numbered events at a steady
 rate, SIGKILL one worker mid-stream, start a replacement (or not), then check that every
-produced number came out. In relay mode (the shape INFRA.md measured) the workers relay
+produced number came out. In relay mode (the shape measured in docs/faust-rebalance.md) the workers relay
 each event with ``await out_topic.send`` and the check reads the output topic with a plain
 aiokafka consumer; in record mode the workers append to files. See docs/faust-rebalance.md.
 
@@ -128,7 +128,7 @@ class OutputTopicReader:
     """Reads the relay's output topic with a plain aiokafka consumer (no group).
 
     Assigned to every partition from the beginning; ``poll`` adds what fetch returns. No
-    ListOffsets: Tansu's "latest" answer is off (INFRA.md), fetch is the truth.
+    ListOffsets: Tansu's "latest" answer is off (docs/infrastructure.md), fetch is the truth.
     """
 
     def __init__(self, broker: str, topic: str) -> None:
@@ -329,7 +329,7 @@ async def run_choreography(
 
 
 async def test_no_event_lost_when_a_peer_is_killed(tmp_path: Path, stack: Any) -> None:
-    """The INFRA.md shape: a relay agent (``await topic.send`` per event), Faust defaults."""
+    """The measured shape (docs/faust-rebalance.md): a relay agent (``await topic.send`` per event), Faust defaults."""
     result = await run_choreography(tmp_path, fixed=True, relay=True, broker=stack.kafka_bootstrap)
     assert not result.missing, (
         f"{len(result.missing)} events lost with the fix "

@@ -25,8 +25,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from mail.render import EmailBooking, EmailRestaurant, render_email
-from mail.smtp import PermanentEmailError, SmtpSender, TransientEmailError
-from seatflow.settings import Settings
+from mail.smtp import PermanentEmailError, SmtpRelay, SmtpSender, TransientEmailError
 
 pytestmark = pytest.mark.integration
 
@@ -121,16 +120,8 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
-def _settings(server: SmtpServer, tls: str = "none") -> Settings:
-    return Settings().model_copy(
-        update={
-            "smtp_host": HOST,
-            "smtp_port": server.port,
-            "smtp_tls": tls,
-            "smtp_username": None,
-            "smtp_password": None,
-        }
-    )
+def _settings(server: SmtpServer, tls: str = "none") -> SmtpRelay:
+    return SmtpRelay(HOST, server.port, tls=tls)  # type: ignore[arg-type]
 
 
 def _email(to: str, booking_id: str = "b-1001", kind: str = "confirmed") -> EmailMessage:

@@ -1,4 +1,4 @@
-"""Ops walk-ins and idempotent submissions through the real stack (CONTRACT §4 "Ops walk-ins").
+"""Ops walk-ins and idempotent submissions through the real stack (docs/interface.md §4 "Ops walk-ins").
 
 Every walk-in here is confirmed at once and must get no pending email: the tests run on the
 worker whose inline window no latency reaches (`prompt_harness`).

@@ -740,8 +740,8 @@ def test_mail_sink_slow_mode_delays_each_message_without_serialising_them(tmp_pa
 
     import aiosmtplib
 
-    from seatflow.embedded import free_port
-    from seatflow.mailsink import MailSink
+    from devstack import free_port
+    from devstack.mailsink import MailSink
 
     sink = MailSink("127.0.0.1", free_port(), tmp_path)
     with pytest.raises(ValueError):

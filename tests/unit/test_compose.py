@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from seatflow.settings import Settings
+from config.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.kafka.yml"

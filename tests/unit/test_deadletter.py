@@ -1,4 +1,4 @@
-"""Dead-letter headers (CONTRACT §5), replay headers, and the CLI's view of a dead letter."""
+"""Dead-letter headers (docs/interface.md §5), replay headers, and the CLI's view of a dead letter."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Booking lifecycle (CONTRACT §4): `apply_change` and `apply_allocation`, pure, no I/O."""
+"""Booking lifecycle (docs/interface.md §4): `apply_change` and `apply_allocation`, pure, no I/O."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ RESTAURANT = "r-ember"
 RESTAURANT_EMAIL = "hello@ember.example"
 DAY = date(2026, 12, 1)
 END = time(20, 15)  # the effective end the edge derives from turn_minutes
-DELAYS_S = [5.0, 15.0, 45.0]  # CONTRACT §4 default 5000,15000,45000 ms
+DELAYS_S = [5.0, 15.0, 45.0]  # docs/interface.md §4 default 5000,15000,45000 ms
 TABLES = ("t4", "t5")
 BOOKING_FIELDS: dict[str, Any] = {
     "booking_date": DAY.isoformat(),

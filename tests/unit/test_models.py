@@ -1,4 +1,4 @@
-"""Contract input schemas (CONTRACT §§2-3): what is accepted, and errors that name the field."""
+"""Contract input schemas (docs/interface.md §§2-3): what is accepted, and errors that name the field."""
 
 from __future__ import annotations
 

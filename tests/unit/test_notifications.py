@@ -1,4 +1,4 @@
-"""The email decision table (CONTRACT §4 "Emails"; domain/notifications.py), row by row."""
+"""The email decision table (docs/interface.md §4 "Emails"; domain/notifications.py), row by row."""
 
 from __future__ import annotations
 

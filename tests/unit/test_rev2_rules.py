@@ -52,7 +52,7 @@ def updated(**fields) -> BookingChange:
     return make_change("booking.updated", "b-1", "r-bar", **{**base, **fields})
 
 
-# --- past midnight (CONTRACT §2, §3 rev. 2) ------------------------------------------------------
+# --- past midnight (docs/interface.md §2, §3 rev. 2) ------------------------------------------------------
 
 
 def test_an_end_earlier_than_the_start_is_accepted_as_the_next_day() -> None:

@@ -1,4 +1,4 @@
-"""Settings from the environment (CONTRACT §7): names, parsing, defaults, derived app id."""
+"""Settings from the environment (docs/interface.md §7): names, parsing, defaults, derived app id."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from seatflow.settings import Settings
+from config.settings import Settings
 
 CONTRACT_ENV = (
     "SEATFLOW_KAFKA_BOOTSTRAP",
@@ -60,7 +60,6 @@ def test_contract_defaults() -> None:
     assert s.topic_partitions == 8
     assert s.web_port == 6066
     assert s.inline_confirm_window_ms == 2000
-    assert s.inline_window_s == 2.0
     assert s.auto_assign_retry_delays_ms == [5000, 15000, 45000]
     assert s.retry_delays_s == [5.0, 15.0, 45.0]
     assert s.suppress_emails is False
@@ -103,7 +102,7 @@ def test_every_contract_setting_is_read(clean_env: pytest.MonkeyPatch) -> None:
     assert s.email_from == "Ember <bookings@ember.example>"
     assert (s.topic_prefix, s.topic_partitions, s.app_id) == ("acme.", 3, "acme-group")
     assert s.web_port == 8080
-    assert s.inline_window_s == 0.5
+    assert s.inline_confirm_window_ms == 500
     assert s.retry_delays_s == [0.1, 0.2]
     assert (s.suppress_emails, s.feature_auto_assign_on_booking) == (True, False)
 

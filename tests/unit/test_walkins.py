@@ -1,4 +1,4 @@
-"""Ops walk-ins (CONTRACT §4 "Ops walk-ins"): slug, synthetic identity, contact resolution."""
+"""Ops walk-ins (docs/interface.md §4 "Ops walk-ins"): slug, synthetic identity, contact resolution."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ BLANKS = [None, "", "   ", "\t\n"]
 
 
 def contract_slug(basis: str) -> str:
-    """CONTRACT §4, literally: lowercased, every character outside [a-z0-9] removed, cut to 24."""
+    """docs/interface.md §4, literally: lowercased, every character outside [a-z0-9] removed, cut to 24."""
     return "".join(c for c in basis.lower() if c in SLUG_CHARS)[:24]
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from seatflow.embedded import EmbeddedStartError, port_in_use
+from devstack.ports import EmbeddedStartError, port_in_use
 
 _MAIL_SUFFIX = ".eml"
 
@@ -196,3 +196,10 @@ class MailSink:
             fh.write(envelope + content)
         partial.replace(final)
         return final
+
+
+def start_mail_sink(host: str, port: int, mail_dir: Path) -> MailSink:
+    """A real SMTP server (aiosmtpd, in a thread) that stores each message as an .eml file."""
+    sink = MailSink(host, port, Path(mail_dir))
+    sink.start()
+    return sink

