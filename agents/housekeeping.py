@@ -1,14 +1,17 @@
 """Timers every worker runs: due allocation retries, the outbox relay for crash leftovers,
-and the relay of dead letters the topic refused."""
+the relay of dead letters the topic refused, and pruning past retention."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 
 import faust
 
 from services.allocation import enqueue_due_attempts
+from services.retention import RetentionPolicy, prune_batch
 from streams.deadletter import DeadLetter, fit_dead_letter
 from streams.guard import backlog_delay_s
 from streams.runtime import Runtime, is_transient_kafka
@@ -68,13 +71,36 @@ async def relay_dead_letter_backlog(rt: Runtime, *, limit: int = 50) -> int:
     return published
 
 
-def register(app: faust.App, rt: Runtime) -> None:
+async def prune(rt: Runtime, policy: RetentionPolicy) -> dict[str, int]:
+    """Prune in small transactions until nothing past retention is left; yields to the
+    event loop between batches so agents never wait long behind it."""
+    total: Counter[str] = Counter()
+    while True:
+        async with (await rt.database()).transaction() as uow:
+            deleted = await prune_batch(uow, policy, datetime.now(UTC))
+        total.update(deleted)
+        if max(deleted.values()) < policy.batch_rows:
+            break
+        await asyncio.sleep(0.05)
+    if sum(total.values()):
+        log.info("pruned past retention: %s", dict(total))
+    return dict(total)
+
+
+def register(app: faust.App, rt: Runtime, retention: RetentionPolicy) -> None:
     @app.timer(rt.settings.timer_interval_s)
     async def allocation_retries() -> None:
         try:
             await rt.until_done("allocation-retries", lambda: enqueue_due_retries(rt))
         except Exception:  # noqa: BLE001 - a timer must not take the worker down
             log.exception("allocation retry round failed")
+
+    @app.timer(rt.settings.prune_interval_s)
+    async def pruner() -> None:
+        try:
+            await rt.until_done("pruner", lambda: prune(rt, retention))
+        except Exception:  # noqa: BLE001
+            log.exception("pruning round failed")
 
     @app.timer(5.0)
     async def dead_letter_relay() -> None:

@@ -107,6 +107,22 @@ class Settings(BaseSettings):
     )
     timer_interval_s: float = Field(0.25, gt=0, validation_alias=_env("SEATFLOW_TIMER_INTERVAL_S"))
 
+    # --- retention of append-only bookkeeping ------------------------------------------------
+    # Ids of applied events and allocation requests, and idempotent submissions, are kept this
+    # long. It must outlast the retention of every topic a record can be replayed from
+    # (booking-changes, allocation-requests, dead-letters): an event replayed after its id
+    # was pruned would be applied again. Kafka's default topic retention is 7 days.
+    dedupe_retention_days: float = Field(
+        14.0, gt=0, validation_alias=_env("SEATFLOW_DEDUPE_RETENTION_DAYS")
+    )
+    # Email records (the notifications table) of bookings whose date is this far in the past.
+    email_record_retention_days: float = Field(
+        90.0, gt=0, validation_alias=_env("SEATFLOW_EMAIL_RECORD_RETENTION_DAYS")
+    )
+    # How often each worker prunes, and how many rows one pruning transaction deletes.
+    prune_interval_s: float = Field(60.0, gt=0, validation_alias=_env("SEATFLOW_PRUNE_INTERVAL_S"))
+    prune_batch_rows: int = Field(1000, ge=1, validation_alias=_env("SEATFLOW_PRUNE_BATCH_ROWS"))
+
     @field_validator("auto_assign_retry_delays_ms", mode="before")
     @classmethod
     def _parse_delays(cls, value: object) -> object:

@@ -19,6 +19,7 @@ from mail.smtp import SmtpRelay
 from seatflow.database import database_url
 from services.allocation import AllocationPolicy
 from services.changes import ChangePolicy
+from services.retention import RetentionPolicy
 from streams import web
 from streams.app import create_faust_app, input_topic, producer_send
 from streams.runtime import Runtime
@@ -28,6 +29,7 @@ from streams.runtime import Runtime
 class Policies:
     changes: ChangePolicy
     allocation: AllocationPolicy
+    retention: RetentionPolicy
 
 
 def policies(settings: Settings) -> Policies:
@@ -38,6 +40,10 @@ def policies(settings: Settings) -> Policies:
         allocation=AllocationPolicy(retry_delays_s=settings.retry_delays_s,
                                     inline_window=inline_window,
                                     repack=settings.allocation_repack),
+        retention=RetentionPolicy(dedupe=timedelta(days=settings.dedupe_retention_days),
+                                  email_records=timedelta(
+                                      days=settings.email_record_retention_days),
+                                  batch_rows=settings.prune_batch_rows),
     )
 
 
@@ -59,6 +65,6 @@ def bootstrap(settings: Settings, *, database: str | None = None) -> tuple[faust
     changes.register(app, rt, topic(Topic.BOOKING_CHANGES), policy.changes)
     allocator.register(app, rt, topic(Topic.ALLOCATION_REQUESTS), policy.allocation)
     emails.register(app, rt, SmtpRelay.from_settings(settings))
-    housekeeping.register(app, rt)
+    housekeeping.register(app, rt, policy.retention)
     web.register(app, rt)
     return app, rt

@@ -22,6 +22,7 @@ from storage.intake import IntakeRepository
 from storage.notifications import NotificationRepository
 from storage.outbox import OutboxRepository
 from storage.restaurants import RestaurantRepository
+from storage.retention import RetentionRepository
 
 
 class UnitOfWork:
@@ -33,6 +34,7 @@ class UnitOfWork:
         self.allocation_requests = AllocationRequestRepository(conn)
         self.outbox = OutboxRepository(conn)
         self.dead_letters = DeadLetterBacklog(conn)
+        self.retention = RetentionRepository(conn)
 
 
 class Database:

@@ -1,0 +1,71 @@
+"""Pruning past retention on a real PostgreSQL: what goes, and what must stay."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.retention import RetentionPolicy, prune_batch
+from storage import db
+from storage.uow import Database
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+POLICY = RetentionPolicy(dedupe=timedelta(days=14), email_records=timedelta(days=90),
+                         batch_rows=2)
+
+
+@pytest.fixture
+async def database(settings: Any):
+    database = Database(await db.create_pool(settings.database_url, size=2))
+    yield database
+    await database.close()
+
+
+async def test_bookkeeping_past_retention_is_pruned_in_small_batches(database: Database) -> None:
+    old, fresh = NOW - timedelta(days=15), NOW - timedelta(days=13)
+    pool = database.pool
+    await pool.executemany(
+        "INSERT INTO processed_events (event_id, booking_id, processed_at) VALUES ($1, 'b', $2)",
+        [(f"old-{i}", old) for i in range(5)] + [("fresh", fresh)])
+    await pool.executemany(
+        "INSERT INTO allocation_requests_done (request_id, restaurant_id, done_at)"
+        " VALUES ($1, 'r', $2)", [("old-req", old), ("fresh-req", fresh)])
+    await pool.executemany(
+        "INSERT INTO submissions (restaurant_id, idempotency_key, booking_id, created_at)"
+        " VALUES ('r', $1, 'b', $2)", [("old-key", old), ("fresh-key", fresh)])
+    past, future = NOW.date() - timedelta(days=91), NOW.date() + timedelta(days=1)
+    for bid, day in (("b-past", past), ("b-future", future)):
+        await pool.execute(
+            "INSERT INTO bookings (booking_id, restaurant_id, status, episode_kind,"
+            " booking_date, start_time, party_size, source) VALUES ($1, 'r', 'confirmed',"
+            " 'created', $2, '19:00', 2, 'guest')", bid, day)
+    await pool.executemany(
+        "INSERT INTO notifications (notification_id, booking_id, restaurant_id, kind,"
+        " pending_ref, recipient, status, due_at) VALUES ($1, $2, 'r', $3, 'p', 'a@b.c', $4, $5)",
+        [("past-sent", "b-past", "confirmed", "sent", NOW),
+         ("past-skipped", "b-past", "request_received", "skipped", NOW),
+         ("past-due", "b-past", "cancelled", "due", NOW),  # still to send: never pruned
+         ("future-sent", "b-future", "confirmed", "sent", NOW)])
+
+    rounds = []
+    while True:
+        async with database.transaction() as uow:
+            deleted = await prune_batch(uow, POLICY, NOW)
+        rounds.append(deleted)
+        if max(deleted.values()) < POLICY.batch_rows:
+            break
+    assert rounds[0] == {"processed_events": 2, "allocation_requests_done": 1,
+                         "submissions": 1, "notifications": 2}
+    assert sum(r["processed_events"] for r in rounds) == 5
+
+    async def ids(sql: str) -> set[str]:
+        return {r[0] for r in await pool.fetch(sql)}
+
+    assert await ids("SELECT event_id FROM processed_events") == {"fresh"}
+    assert await ids("SELECT request_id FROM allocation_requests_done") == {"fresh-req"}
+    assert await ids("SELECT idempotency_key FROM submissions") == {"fresh-key"}
+    assert await ids("SELECT notification_id FROM notifications") == {"past-due", "future-sent"}
+    assert await ids("SELECT booking_id FROM bookings") == {"b-past", "b-future"}
