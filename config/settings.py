@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where the embedded stack keeps its state (PostgreSQL data, mail sink) unless told otherwise.
@@ -27,6 +27,26 @@ class Settings(BaseSettings):
     # --- infrastructure (unset -> embedded default) -------------------------------------
     kafka_bootstrap: str = Field(
         f"127.0.0.1:{EMBEDDED_KAFKA_PORT}", validation_alias=_env("SEATFLOW_KAFKA_BOOTSTRAP")
+    )
+    # Kafka security (what managed Kafka services require); docs/deployment.md "Managed Kafka".
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=_env("SEATFLOW_KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, validation_alias=_env("SEATFLOW_KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(
+        None, validation_alias=_env("SEATFLOW_KAFKA_SASL_USERNAME")
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, validation_alias=_env("SEATFLOW_KAFKA_SASL_PASSWORD")
+    )
+    kafka_ssl_cafile: Path | None = Field(None, validation_alias=_env("SEATFLOW_KAFKA_SSL_CAFILE"))
+    kafka_ssl_certfile: Path | None = Field(
+        None, validation_alias=_env("SEATFLOW_KAFKA_SSL_CERTFILE")
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, validation_alias=_env("SEATFLOW_KAFKA_SSL_KEYFILE")
     )
     # None -> the embedded PostgreSQL (pgserver) under `home`.
     database_url: str | None = Field(None, validation_alias=_env("SEATFLOW_DATABASE_URL"))
@@ -122,6 +142,54 @@ class Settings(BaseSettings):
     # How often each worker prunes, and how many rows one pruning transaction deletes.
     prune_interval_s: float = Field(60.0, gt=0, validation_alias=_env("SEATFLOW_PRUNE_INTERVAL_S"))
     prune_batch_rows: int = Field(1000, ge=1, validation_alias=_env("SEATFLOW_PRUNE_BATCH_ROWS"))
+
+    @model_validator(mode="after")
+    def _kafka_security_is_consistent(self) -> Self:
+        """A combination Kafka would refuse (or that would silently not secure anything)
+        fails here, at start, naming the settings involved."""
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol.endswith("SSL")
+        given = {
+            "SEATFLOW_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "SEATFLOW_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "SEATFLOW_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        if sasl:
+            missing = [name for name, value in given.items() if not value]
+            if missing:
+                raise ValueError(
+                    f"SEATFLOW_KAFKA_SECURITY_PROTOCOL={protocol} needs "
+                    + ", ".join(missing)
+                )
+        else:
+            stray = [name for name, value in given.items() if value]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but SEATFLOW_KAFKA_SECURITY_PROTOCOL={protocol} "
+                    "does not use SASL (use SASL_SSL or SASL_PLAINTEXT)"
+                )
+        files = {
+            "SEATFLOW_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "SEATFLOW_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "SEATFLOW_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+        }
+        if not tls:
+            stray = [name for name, value in files.items() if value]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but SEATFLOW_KAFKA_SECURITY_PROTOCOL={protocol} "
+                    "does not use TLS (use SSL or SASL_SSL)"
+                )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError(
+                "SEATFLOW_KAFKA_SSL_CERTFILE and SEATFLOW_KAFKA_SSL_KEYFILE go together "
+                "(a client certificate and its private key)"
+            )
+        for name, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        return self
 
     @field_validator("auto_assign_retry_delays_ms", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
+from config.kafka import client_options
 from config.settings import Settings
 from config.topics import TopicNames
 from models.events import SCHEMA_VERSION, BookingChange, ChangeType, utcnow
@@ -56,7 +57,7 @@ class Publisher:
         self.topics = TopicNames(settings.topic_prefix)
         self.sent = 0
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             client_id=client_id,
             acks="all",
             # Tansu rejects InitProducerId v0 (docs/infrastructure.md): no idempotent producer.

@@ -25,6 +25,7 @@ from typing import TextIO
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from config.kafka import client_options
 from config.settings import Settings
 from config.topics import TopicNames
 from seatflow.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
@@ -333,7 +334,7 @@ async def _send(settings: Settings, plan: list[_ReplayItem], err: TextIO) -> int
     # No idempotence: aiokafka's InitProducerId v0 is rejected by Tansu (docs/infrastructure.md). Replays
     # are at-least-once anyway; the service dedupes by event_id.
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         enable_idempotence=False,
         linger_ms=5,
@@ -402,7 +403,7 @@ class _DeadLetterReader:
     def __init__(self, settings: Settings) -> None:
         self._bootstrap = settings.kafka_bootstrap
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from config.kafka import client_options
 from config.settings import Settings
 from config.topics import TopicNames
 
@@ -42,7 +43,7 @@ def topic_specs(settings: Settings, extra: Iterable[str] = ()) -> list[NewTopic]
 async def ensure_topics(settings: Settings, extra: Iterable[str] = ()) -> None:
     """Create each missing topic. Idempotent; another worker creating the same topic at the
     same moment (TopicAlreadyExists) is fine. Existing topics are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

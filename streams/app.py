@@ -8,6 +8,7 @@ import logging
 
 import faust
 
+from config.kafka import ssl_context
 from config.settings import Settings
 from streams import faust_fixes, faust_tuning
 
@@ -18,12 +19,30 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's form of the Kafka security settings (config/kafka.py for other clients)."""
+    protocol = settings.kafka_security_protocol
+    context = ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings validated it
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_faust_app(settings: Settings) -> faust.App:
     faust_fixes.apply()
     faust_tuning.set_fetch_max_wait(settings.consumer_fetch_max_wait_ms)
     return faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
+        broker_credentials=broker_credentials(settings),
         # Decoding is ours, so a bad message reaches the dead-letter guard as bytes.
         key_serializer="raw",
         value_serializer="raw",
