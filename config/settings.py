@@ -83,10 +83,8 @@ class Settings(BaseSettings):
     )
 
     # Re-seat confirmed bookings (same times, other tables) when that makes room for a new one.
-    # Off by default: a move cannot be published on booking-status (a republished
-    # booking.confirmed keeps its event_id, so consumers would drop the new table_ids), so
-    # the table_ids consumers saw go stale. Opt in where nobody downstream relies on them.
-    allocation_repack: bool = Field(False, validation_alias=_env("SEATFLOW_ALLOCATION_REPACK"))
+    # Each move is published as `booking.tables_changed` with the next booking_version.
+    allocation_repack: bool = Field(True, validation_alias=_env("SEATFLOW_ALLOCATION_REPACK"))
 
     # --- tuning (not in the contract; defaults suit the embedded Tansu broker) -------------
     home: Path = Field(DEFAULT_HOME, validation_alias=_env("SEATFLOW_HOME"))

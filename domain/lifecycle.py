@@ -314,3 +314,22 @@ def apply_allocation(
             failure_reason=outcome.reason,
         ),
     )
+
+
+def apply_move(state: BookingState, table_ids: tuple[str, ...], *, to_seat: str) -> Decision:
+    """A confirmed booking re-seated to other tables, same times, to make room for the
+    booking `to_seat`. It stays confirmed with its episode; no email names a table, so
+    none is sent; `booking.tables_changed` tells consumers (docs/interface.md §4)."""
+    if state.status != "confirmed":
+        raise ValueError(f"only a confirmed booking moves, {state.booking_id} is {state.status}")
+    decision = Decision()
+    decision.ops.append(OpsNote(
+        "booking.tables_reassigned", "info",
+        {"from": list(state.table_ids), "to": list(table_ids), "to_seat_booking_id": to_seat},
+    ))
+    new = replace(state, table_ids=tuple(table_ids))
+    return _with_status(
+        decision, state, new,
+        StatusChange("booking.tables_changed", "confirmed", state.pending_ref, None,
+                     state.episode_caused_by, table_ids=tuple(table_ids)),
+    )

@@ -9,6 +9,7 @@
 | -> confirmed, episode began as modification  | modification_confirmed  | guest      | no   |
 | -> cancelled                                 | cancelled               | guest      | no   |
 | retries used up -> allocation_failed         | allocation_failed       | restaurant | no   |
+| confirmed booking re-seated (tables_changed) | (nothing)               |            |      |
 
 A confirmation or cancellation cancels any pending email still held inside its window.
 Uniqueness per (booking, kind, pending_ref) is enforced where the intents are stored.
@@ -55,6 +56,8 @@ def decide_notifications(
         )
     if change.type == "booking.allocation_failed":
         return NotificationPlan((NotificationIntent("allocation_failed", "restaurant", ref, False),))
+    if change.type == "booking.tables_changed":
+        return NotificationPlan()  # re-seated: no email names a table
     raise ValueError(f"unknown status change type {change.type!r}")
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from domain import allocation
-from domain.lifecycle import apply_allocation
-from domain.model import BookingState, OpsNote, StatusReason
+from domain.lifecycle import apply_allocation, apply_move
+from domain.model import BookingState, StatusReason
 from models.events import AllocationRequest
 from services import outbox
 from services.decisions import Decided, persist_decisions
@@ -38,6 +38,7 @@ class AllocationResult:
     stale: int = 0
     duplicates: int = 0  # requests acted on before (redelivered, replayed, republished)
     moved: int = 0  # confirmed bookings re-seated to make room
+    moves_refused: int = 0  # re-seating plans dropped: a booking to move was busy or changed
 
 
 async def run_requests(
@@ -112,8 +113,7 @@ async def run_requests(
     items: list[Decided] = []
     # Where each booking placed (or re-seated) in this batch sits at the end of it.
     placed: dict[str, str] = {}  # booking_id -> restaurant_id
-    moved_in_db: set[str] = set()
-    extra: list[OutboxRow] = []
+    moved: dict[str, BookingState] = {}  # re-seated bookings, as they stand now (locked)
     next_attempt: dict[str, datetime] = {}
     for state, reason in candidates:
         cfg = configs[state.restaurant_id]
@@ -122,17 +122,26 @@ async def run_requests(
             cfg, state.party_size, state.booking_date, state.start_time,
             state.requested_end_time, day, now, reseat=policy.repack,
         )
+        if moves and not await _can_move(uow, moves, day, moved):
+            # A booking to move is being changed right now (or already was): no re-seating
+            # this time; the attempt fails as without it and is retried on schedule.
+            result.moves_refused += 1
+            outcome, window, moves = allocation.seat(
+                cfg, state.party_size, state.booking_date, state.start_time,
+                state.requested_end_time, day, now, reseat=False,
+            )
         decision = apply_allocation(
             state, outcome, reason=reason, retry_delays_s=policy.retry_delays_s
         )
         if isinstance(outcome, allocation.Plan) and window is not None:
             for moved_id, tables in moves.items():
-                before = day[moved_id]
-                day[moved_id] = replace(before, table_ids=tables)
-                if moved_id not in placed:
-                    moved_in_db.add(moved_id)
-                    placed[moved_id] = state.restaurant_id
-                extra.append(_moved_row(state, moved_id, before.table_ids, tables, now))
+                day[moved_id] = replace(day[moved_id], table_ids=tables)
+                before = moved[moved_id]
+                move = apply_move(before, tables, to_seat=state.booking_id)
+                assert move.state is not None
+                moved[moved_id] = move.state
+                placed[moved_id] = state.restaurant_id
+                items.append(Decided(moved_id, state.restaurant_id, before, move))
             result.moved += len(moves)
             day[state.booking_id] = allocation.Seated(
                 state.booking_id, state.party_size, window, tuple(outcome.table_ids)
@@ -149,13 +158,31 @@ async def run_requests(
 
     # Re-seated bookings leave their old tables before anyone takes them; the exclusion
     # constraint checks the final seating row by row.
-    await uow.bookings.release_tables(sorted(moved_in_db))
+    await uow.bookings.release_tables(sorted(moved))
     await uow.bookings.hold_tables(_holds(placed, by_restaurant))
     result.rows = await persist_decisions(
         uow, items, configs, policy.inline_window, now, next_attempt_at=next_attempt,
-        extra_rows=extra,
     )
     return result
+
+
+async def _can_move(
+    uow: UnitOfWork,
+    moves: dict[str, tuple[str, ...]],
+    day: dict[str, allocation.Seated],
+    moved: dict[str, BookingState],
+) -> bool:
+    """Lock the bookings a re-seating plan moves (without waiting) and check each is still
+    confirmed on the tables the plan assumed. The changes agent may be cancelling or editing
+    one of them in a concurrent transaction; then the plan is not used."""
+    wanted = [b for b in moves if b not in moved]  # those moved earlier are locked already
+    locked = await uow.bookings.try_lock_confirmed(wanted)
+    if set(locked) != set(wanted):
+        return False
+    if any(locked[b].table_ids != tuple(sorted(day[b].table_ids)) for b in wanted):
+        return False
+    moved.update(locked)
+    return True
 
 
 def _holds(
@@ -172,18 +199,6 @@ def _holds(
             for tid in seat.table_ids
         ]
     return holds
-
-
-def _moved_row(
-    cause: BookingState, moved_id: str, before: tuple[str, ...], after: tuple[str, ...],
-    now: datetime,
-) -> OutboxRow:
-    note = OpsNote(
-        "booking.tables_reassigned",
-        "info",
-        {"from": list(before), "to": list(after), "to_seat_booking_id": cause.booking_id},
-    )
-    return outbox.ops_row(note, now, booking_id=moved_id, restaurant_id=cause.restaurant_id)
 
 
 # A booking whose allocation request never got decided (dead-lettered, or lost with a

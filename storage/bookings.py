@@ -106,6 +106,20 @@ class BookingRepository:
         tables = await self.table_ids_of(confirmed) if confirmed else {}
         return {r["booking_id"]: _state(r, tables.get(r["booking_id"], ())) for r in rows}
 
+    async def try_lock_confirmed(self, booking_ids: list[str]) -> dict[str, BookingState]:
+        """Row-lock confirmed bookings without waiting (SKIP LOCKED): a booking another
+        transaction is changing right now, or that is no longer confirmed, is left out."""
+        ids = sorted(set(booking_ids))
+        if not ids:
+            return {}
+        rows = await self.conn.fetch(
+            f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE booking_id = ANY($1::text[])"
+            " AND status = 'confirmed' ORDER BY booking_id FOR UPDATE SKIP LOCKED",
+            ids,
+        )
+        tables = await self.table_ids_of([r["booking_id"] for r in rows])
+        return {r["booking_id"]: _state(r, tables.get(r["booking_id"], ())) for r in rows}
+
     async def lock_pending_for_allocation(
         self, booking_ids: list[str], sweeps: list[tuple[str, date]]
     ) -> dict[str, BookingState]:
