@@ -57,8 +57,8 @@ from devstack.mailsink import MailSink
 from mail.render import message_id_for
 from streams.admin import ensure_topics
 from tests.chaos import checks
-from tests.integration.conftest import WorkerProcess
-from tests.kafkautil import read_topic
+from tests.support.kafka import read_topic
+from tests.support.workers import WorkerProcess
 
 RESULTS_DIR = Path(__file__).with_name("results")
 WORKERS = 3
