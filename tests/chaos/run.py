@@ -38,27 +38,20 @@ from datetime import UTC, date, datetime, timedelta
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
 from config.topics import TopicNames
-from devstack import (
-    EmbeddedBroker,
-    EmbeddedPostgres,
-    free_port,
-    start_broker,
-    start_mail_sink,
-    start_postgres,
-)
-from devstack.mailsink import MailSink
+from devstack import free_port, start_postgres
 from mail.render import message_id_for
 from streams.admin import ensure_topics
 from tests.chaos import checks
-from tests.integration.conftest import WorkerProcess
-from tests.kafkautil import read_topic
+from tests.support.kafka import read_topic
+from tests.support.stack import Stack, create_database_async, stack_settings
+from tests.support.stack import start_stack as start_embedded_stack
+from tests.support.workers import WorkerProcess
 
 RESULTS_DIR = Path(__file__).with_name("results")
 WORKERS = 3
@@ -409,9 +402,7 @@ class Run:
         self.journal = Journal()
         self.t0 = time.monotonic()
         self.wall_t0 = time.time()  # the same instant on the wall clock (sink file names)
-        self.broker: EmbeddedBroker | None = None
-        self.postgres: EmbeddedPostgres | None = None
-        self.sink: MailSink | None = None
+        self.stack: Stack | None = None  # in the run folder; PostgreSQL and sink get restarted
         self.db_url = ""
         self.settings: Settings | None = None
         self.workers: list[WorkerProcess] = []  # every worker ever started
@@ -428,34 +419,18 @@ class Run:
     # --- stack and workers ---------------------------------------------------------------
 
     async def start_stack(self) -> None:
-        self.broker = start_broker(free_port(), log_path=self.folder / "broker.log")
-        self.postgres = start_postgres(self.folder / "pgdata")
-        self.sink = start_mail_sink("127.0.0.1", free_port(), self.folder / "mail")
-        conn = await asyncpg.connect(self.postgres.url)
-        try:
-            await conn.execute('CREATE DATABASE "chaos"')
-        finally:
-            await conn.close()
-        self.db_url = urlunsplit(urlsplit(self.postgres.url)._replace(path="/chaos"))
-        self.settings = Settings().model_copy(
-            update={
-                "email_lease_s": EMAIL_LEASE_S,
-                "kafka_bootstrap": self.broker.bootstrap,
-                "database_url": self.db_url,
-                "smtp_host": self.sink.host,
-                "smtp_port": self.sink.port,
-                "smtp_tls": "none",
-                "smtp_username": None,
-                "smtp_password": None,
-                "topic_prefix": "chaos.",
-                "app_id_override": None,
-                "topic_partitions": PARTITIONS,
-                "web_host": "127.0.0.1",
-                "inline_confirm_window_ms": INLINE_WINDOW_MS,
-                "auto_assign_retry_delays_ms": list(RETRY_DELAYS_MS),
-                "suppress_emails": False,
-                "feature_auto_assign_on_booking": True,
-            }
+        self.stack = start_embedded_stack(self.folder)
+        self.db_url = await create_database_async(self.stack, "chaos")
+        self.settings = stack_settings(
+            self.stack,
+            self.db_url,
+            "chaos.",
+            email_lease_s=EMAIL_LEASE_S,
+            topic_partitions=PARTITIONS,
+            inline_confirm_window_ms=INLINE_WINDOW_MS,
+            auto_assign_retry_delays_ms=list(RETRY_DELAYS_MS),
+            suppress_emails=False,
+            feature_auto_assign_on_booking=True,
         )
         await ensure_topics(self.settings)
         # Workers run a frozen copy of the code (others edit the tree while a run lasts).
@@ -544,37 +519,40 @@ class Run:
         await self.keep_fleet()
 
     async def restart_postgres(self) -> None:
-        assert self.postgres is not None
-        before = self.postgres.url
+        assert self.stack is not None
+        before = self.stack.postgres.url
         stopped_at = self.now()
-        await asyncio.to_thread(self.postgres.stop)
+        await asyncio.to_thread(self.stack.postgres.stop)
         await asyncio.sleep(PG_DOWN_S)
-        self.postgres = await asyncio.to_thread(start_postgres, self.folder / "pgdata")
+        self.stack.postgres = await asyncio.to_thread(start_postgres, self.stack.root / "pgdata")
+        after = self.stack.postgres.url
         entry = {"stopped_at_s": stopped_at, "started_at_s": self.now(),
-                 "url_unchanged": self.postgres.url == before}
+                 "url_unchanged": after == before}
         self.journal.postgres.append(entry)
         if not entry["url_unchanged"]:
-            self.journal.errors.append(f"PostgreSQL URL changed: {before} -> {self.postgres.url}")
+            self.journal.errors.append(f"PostgreSQL URL changed: {before} -> {after}")
 
     async def smtp_outage(self) -> None:
-        assert self.sink is not None
+        assert self.stack is not None
+        sink = self.stack.mail_sink
         stopped_at = self.now()
-        await asyncio.to_thread(self.sink.stop)
+        await asyncio.to_thread(sink.stop)
         await asyncio.sleep(SMTP_OUTAGE_S)
-        await asyncio.to_thread(self.sink.start)
+        await asyncio.to_thread(sink.start)
         self.journal.smtp.append({"stopped_at_s": stopped_at, "started_at_s": self.now()})
 
     async def slow_mail(self) -> None:
-        assert self.sink is not None
+        assert self.stack is not None
+        sink = self.stack.mail_sink
         phase_s = self.size.duration_s * SLOW_MAIL_SHARE
-        self.sink.set_delay(*SLOW_MAIL_DELAY_S)
+        sink.set_delay(*SLOW_MAIL_DELAY_S)
         entry: dict[str, Any] = {"from_s": self.now(), "delay_s": list(SLOW_MAIL_DELAY_S),
                                  "planned_s": round(phase_s, 1)}
         self.journal.slow_mail.append(entry)
         try:
             await asyncio.sleep(phase_s)
         finally:
-            self.sink.set_delay(0)
+            sink.set_delay(0)
             entry["to_s"] = self.now()
 
     async def chaos(self, timeline: list[tuple[float, str]]) -> None:
@@ -736,7 +714,7 @@ class Run:
             await consumer.stop()
 
     async def snapshot(self) -> dict[str, Any]:
-        assert self.settings is not None and self.sink is not None
+        assert self.settings is not None and self.stack is not None
         topics = TopicNames(self.settings.topic_prefix)
         conn = await self.db()
         try:
@@ -796,7 +774,7 @@ class Run:
                                                 f"{headers.get('x-dlq-exception-message', '')[:200]}")
         parser = BytesParser(policy=email.policy.default)
         sink = []
-        for path in self.sink.message_files():
+        for path in self.stack.mail_sink.message_files():
             with path.open("rb") as fh:
                 msg = parser.parse(fh, headersonly=True)
             stored_ns = path.name.split("-", 1)[0]
@@ -843,10 +821,9 @@ class Run:
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 worker.stop(timeout=20)
-        for component in (self.sink, self.postgres, self.broker):
-            if component is not None:
-                with contextlib.suppress(Exception):
-                    component.stop()
+        stack, self.stack = self.stack, None  # stopped once (stop_all runs again at the end)
+        if stack is not None:
+            stack.stop()  # each part, whatever the others do; the folder stays
 
 
 def near_kills(at_s: float, kills: list[dict[str, Any]]) -> dict[str, float | None]:

@@ -18,6 +18,7 @@ behaviour under test needs — never a window that only works on an idle machine
   window: a confirmation may land inside 300 ms or not.
 
 `start_worker(settings | **overrides)` starts more (other settings, or several in one group).
+The worker processes and their settings are plain helpers in `tests.support.workers`.
 
 "Nothing else happened" is proven with sentinels, not sleeps (`Harness.changes_applied`,
 `allocations_decided`, `emails_settled`, `settle`): an input the worker provably handles
@@ -27,153 +28,23 @@ after the thing under test, whose effect the test waits for.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from config.settings import Settings
-from config.topics import TopicNames
-from devstack import free_port
 from models.events import BookingChange
 from models.restaurant import RestaurantConfig
 from producers.publisher import Publisher, make_cancel, make_change
-from tests.conftest import TEST_INLINE_CONFIRM_WINDOW_MS, TEST_RETRY_DELAYS_MS, _create_database
-from tests.kafkautil import json_values, partition_count, partition_for, read_topic
-
-SEATFLOW_BIN = Path(sys.executable).with_name("seatflow")
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a worker process read exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATFLOW_")}
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        env_name = getattr(alias, "choices", [alias])[0] if alias is not None else None
-        value = getattr(settings, name)
-        if env_name is None or value is None:
-            env.pop(str(env_name), None)
-            continue
-        if isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        env[str(env_name)] = str(value)
-    return env
-
-
-@dataclass
-class WorkerProcess:
-    settings: Settings
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def topics(self) -> TopicNames:
-        return TopicNames(self.settings.topic_prefix)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}"
-
-    def start(self, *, timeout: float = 30.0, until_consuming: bool = False) -> WorkerProcess:
-        """Start the worker; return once /health answers 200 and, with `until_consuming`,
-        once it has its partitions and fetches (healthy comes seconds before that: the
-        group join; a test's first event would otherwise spend its wait on the join)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        log_from = log.tell()
-        self.process = subprocess.Popen(
-            [str(SEATFLOW_BIN), "worker"],
-            env=settings_env(self.settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early; log: {self.log_tail()}")
-            if self.health()[0] == 200 and (not until_consuming or self._consuming(log_from)):
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready after {timeout}s; log: {self.log_tail()}")
-
-    def _consuming(self, log_from: int) -> bool:
-        """Faust logs "Worker ready" once partitions are assigned and the fetcher runs."""
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(log_from)
-                return b"Worker ready" in fh.read()
-        except OSError:
-            return False
-
-    def health(self) -> tuple[int, dict[str, Any]]:
-        return self.get("/health")
-
-    def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(self.base_url + path, timeout=5) as resp:
-                return resp.status, json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except (OSError, ValueError):
-            return 0, {}
-
-    def stop(self, *, timeout: float = 20.0) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "<no log>"
-
-
-def worker_settings(stack: Any, root: Path, **overrides: Any) -> Settings:
-    tag = f"w{secrets.token_hex(4)}"
-    return Settings().model_copy(
-        update={
-            "kafka_bootstrap": stack.kafka_bootstrap,
-            "database_url": _create_database(stack, tag),
-            "smtp_host": stack.smtp_host,
-            "smtp_port": stack.smtp_port,
-            "smtp_tls": "none",
-            "topic_prefix": f"{tag}.",
-            "web_port": free_port(),
-            "web_host": "127.0.0.1",
-            "home": root / tag,
-            "inline_confirm_window_ms": TEST_INLINE_CONFIRM_WINDOW_MS,
-            "auto_assign_retry_delays_ms": list(TEST_RETRY_DELAYS_MS),
-            "topic_partitions": 4,
-            **overrides,
-        }
-    )
+from tests.support.kafka import json_values, partition_count, partition_for, read_topic
+from tests.support.workers import WorkerProcess, worker_settings
 
 
 @pytest.fixture(scope="session")

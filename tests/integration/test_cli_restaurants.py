@@ -23,7 +23,7 @@ from producers.publisher import Publisher, make_change
 from producers.restaurants import ConfigFileError, load_file
 from seatflow.cli import SAMPLE_RESTAURANT, main
 from streams.admin import ensure_topics
-from tests.kafkautil import json_values, keys, read_topic
+from tests.support.kafka import json_values, keys, read_topic
 
 pytestmark = pytest.mark.integration
 

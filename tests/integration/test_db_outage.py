@@ -19,8 +19,9 @@ import pytest
 
 from devstack import start_postgres
 from producers.publisher import Publisher, make_cancel, make_change
-from tests.integration.conftest import Harness, WorkerProcess, restaurant
-from tests.kafkautil import read_topic
+from tests.integration.conftest import Harness, restaurant
+from tests.support.kafka import read_topic
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

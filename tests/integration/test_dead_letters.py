@@ -27,8 +27,9 @@ from aiokafka import ConsumerRecord
 from models.events import BookingChange
 from producers.publisher import Publisher, make_cancel, make_change
 from seatflow import dlq
-from tests.integration.conftest import Harness, WorkerProcess, restaurant
-from tests.kafkautil import json_values, read_topic
+from tests.integration.conftest import Harness, restaurant
+from tests.support.kafka import json_values, read_topic
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

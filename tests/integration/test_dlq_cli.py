@@ -22,8 +22,8 @@ from config.settings import Settings
 from config.topics import TopicNames
 from seatflow import dlq
 from streams.deadletter import SourceMessage, build_dead_letter, header_text
-from tests.integration.conftest import SEATFLOW_BIN, settings_env
-from tests.kafkautil import read_topic
+from tests.support.kafka import read_topic
+from tests.support.workers import SEATFLOW_BIN, settings_env
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from typing import Any
 from mail.render import SUBJECTS, message_id_for
 from models.events import NotificationRecord
 from producers.publisher import make_cancel
-from tests.integration.conftest import PROMPT_WINDOW_MS, Harness, WorkerProcess, restaurant
+from tests.integration.conftest import PROMPT_WINDOW_MS, Harness, restaurant
 from tests.integration.test_lifecycle import (
     created,
     email_sent,
@@ -25,6 +25,7 @@ from tests.integration.test_lifecycle import (
     updated,
     wait_topic,
 )
+from tests.support.workers import WorkerProcess
 
 GUEST_KINDS = {"request_received", "confirmed", "modification_pending",
                "modification_confirmed", "cancelled"}

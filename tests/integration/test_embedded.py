@@ -27,7 +27,7 @@ from devstack import (
     start_mail_sink,
     start_postgres,
 )
-from tests.kafkautil import read_topic
+from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration
 

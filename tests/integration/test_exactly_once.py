@@ -24,8 +24,9 @@ from devstack import free_port, start_mail_sink
 from mail.render import message_id_for
 from producers.publisher import make_cancel, make_change
 from seatflow import dlq
-from tests.integration.conftest import Harness, WorkerProcess, restaurant, worker_settings
-from tests.kafkautil import read_topic
+from tests.integration.conftest import Harness, restaurant
+from tests.support.kafka import read_topic
+from tests.support.workers import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
 

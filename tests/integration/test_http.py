@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from tests.integration.conftest import WorkerProcess
+from tests.support.workers import WorkerProcess
 
 
 def test_health_reports_broker_and_database(worker: WorkerProcess) -> None:

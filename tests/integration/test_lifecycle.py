@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from producers.publisher import make_cancel, make_change
-from tests.integration.conftest import Harness, WorkerProcess, restaurant
+from tests.integration.conftest import Harness, restaurant
+from tests.support.workers import WorkerProcess
 
 DAY = "2030-06-14"
 # No longer used here: "nothing else happened" is proven with the harness's sentinels

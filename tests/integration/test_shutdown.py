@@ -10,8 +10,9 @@ from typing import Any
 import asyncpg
 
 from producers.publisher import Publisher, make_change
-from tests.integration.conftest import WorkerProcess, restaurant
-from tests.kafkautil import json_values, read_topic
+from tests.integration.conftest import restaurant
+from tests.support.kafka import json_values, read_topic
+from tests.support.workers import WorkerProcess
 
 BOOKINGS = 1000
 SIGTERM_DEADLINE_S = 20.0

@@ -1,4 +1,9 @@
-"""Reading topics from tests without a consumer group (joins are slow on Tansu, docs/infrastructure.md)."""
+"""Reading topics without a consumer group (joins are slow on Tansu, docs/infrastructure.md).
+
+`read_topic` reads everything so far; `consumer_without_group` + `assign_all` give a consumer
+that reads every partition from the beginning, for whoever keeps reading (the benchmark's
+relay and status watcher). Used by tests, the chaos suite and the benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -27,21 +32,14 @@ async def read_topic(
     A topic that does not exist yet is waited for while min_count > 0.
     """
     deadline = time.monotonic() + timeout
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-    )
+    consumer = consumer_without_group(bootstrap)
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
         partitions = await _partitions(consumer, topic, deadline, wait=min_count > 0)
         if not partitions:
             return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await _from_the_beginning(consumer, partitions)
         while True:
             batches = await consumer.getmany(timeout_ms=100)
             for batch in batches.values():
@@ -53,6 +51,35 @@ async def read_topic(
         await consumer.stop()
     records.sort(key=lambda r: (r.partition, r.offset))
     return records
+
+
+def consumer_without_group(bootstrap: str, *, fetch_max_wait_ms: int = 100) -> AIOKafkaConsumer:
+    """A consumer that commits nothing and starts at the earliest offset (not started yet)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
+
+
+async def assign_all(
+    consumer: AIOKafkaConsumer, topic: str, *, timeout: float = 10.0
+) -> list[TopicPartition]:
+    """Assign every partition of `topic` to a started consumer, from the beginning.
+
+    Waits up to `timeout` for the topic to exist; RuntimeError if it never does."""
+    partitions = await _partitions(consumer, topic, time.monotonic() + timeout, wait=True)
+    if not partitions:
+        raise RuntimeError(f"topic {topic} has no partitions")
+    await _from_the_beginning(consumer, partitions)
+    return partitions
+
+
+async def _from_the_beginning(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
 
 
 async def _partitions(
