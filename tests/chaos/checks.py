@@ -442,6 +442,7 @@ def check_final_states(
     for ev in status_events:
         if ev.type == "booking.confirmed":
             confirmed_tables[(ev.booking_id, ev.pending_ref)].add(tuple(sorted(ev.table_ids or ())))
+    latest = latest_seating(status_events)
     tally: Counter[str] = Counter()
 
     def problem(kind: str, text: str) -> None:
@@ -486,11 +487,22 @@ def check_final_states(
         if db.status == "confirmed":
             if not db.table_ids:
                 problem("confirmed_without_tables", f"{bid}: confirmed but holds no table")
-            published = confirmed_tables.get((bid, db.pending_ref), set())
-            if tuple(sorted(db.table_ids)) not in published:
-                problem("tables_not_published",
-                        f"{bid}: holds {list(db.table_ids)} but booking.confirmed for its episode "
-                        f"says {sorted(map(list, published))}")
+            seating = latest.get(bid)
+            if seating is not None:
+                # With versions: the tables are those of the highest-version booking.confirmed
+                # or booking.tables_changed (a re-seated booking moved after its confirmation).
+                if seating.pending_ref != db.pending_ref or (
+                        tuple(sorted(db.table_ids)) != tuple(sorted(seating.table_ids or ()))):
+                    problem("tables_not_published",
+                            f"{bid}: holds {list(db.table_ids)} in episode {db.pending_ref}, but "
+                            f"its latest {seating.type} (version {seating.booking_version}) says "
+                            f"{list(seating.table_ids or ())} in episode {seating.pending_ref}")
+            else:
+                published = confirmed_tables.get((bid, db.pending_ref), set())
+                if tuple(sorted(db.table_ids)) not in published:
+                    problem("tables_not_published",
+                            f"{bid}: holds {list(db.table_ids)} but booking.confirmed for its "
+                            f"episode says {sorted(map(list, published))}")
         elif db.table_ids:
             problem("tables_held", f"{bid}: {db.status} but holds {list(db.table_ids)}")
     for bid in sorted(set(bookings) - set(expected)):
@@ -666,6 +678,70 @@ def attribute_repeats(
                 break
         out[mid].append(charged)
     return out
+
+
+SEATING_TYPES = ("booking.confirmed", "booking.tables_changed")
+
+
+def latest_seating(events: Iterable[StatusEvent]) -> dict[str, StatusEvent]:
+    """Per booking, its highest-version booking.confirmed or booking.tables_changed: where
+    the service says it sits. Only events that carry booking_version count."""
+    latest: dict[str, StatusEvent] = {}
+    for ev in events:
+        if ev.type in SEATING_TYPES and ev.booking_version is not None:
+            held = latest.get(ev.booking_id)
+            if held is None or ev.booking_version > (held.booking_version or 0):
+                latest[ev.booking_id] = ev
+    return latest
+
+
+def check_moves(
+    expected: Mapping[str, Expected],
+    bookings: Mapping[str, DbBooking],
+    status_events: Sequence[StatusEvent],
+    restaurants: Restaurants,
+) -> CheckResult:
+    """Re-seating, checked from the status topic, the inputs and the configs (never the
+    service's own tables): every seating published for a booking's final episode (its
+    confirmation and each booking.tables_changed) fits its party; and the seatings in force
+    at the end (each confirmed booking's latest one, at the window its inputs give) never
+    put two bookings on one table at once."""
+    result = CheckResult("moves")
+    tally: Counter[str] = Counter()
+    latest = latest_seating(status_events)
+    for ev in status_events:
+        if ev.type == "booking.tables_changed":
+            tally["moves_published"] += 1
+    windows: dict[tuple[str, str], list[tuple[datetime, datetime, str]]] = defaultdict(list)
+    for bid, db in sorted(bookings.items()):
+        exp = expected.get(bid)
+        cfg = restaurants.get(db.restaurant_id)
+        if exp is None or cfg is None or db.status != "confirmed":
+            continue
+        for ev in status_events:
+            if (ev.booking_id == bid and ev.type in SEATING_TYPES
+                    and ev.pending_ref == db.pending_ref):
+                tally["seatings_checked"] += 1
+                for why in fit_problems(cfg, ev.table_ids or (), exp.party_size):
+                    tally["misfits"] += 1
+                    result.problems.append(
+                        f"{bid} (party {exp.party_size}): {ev.type} v{ev.booking_version} seats "
+                        f"it at {list(ev.table_ids or ())}: {why}")
+        seating = latest.get(bid)
+        if seating is not None:
+            start, end = expected_window(cfg, exp.booking_date, exp.start_time, exp.end_time,
+                                         exp.party_size)
+            for tid in seating.table_ids or ():
+                windows[(db.restaurant_id, tid)].append((start, end, bid))
+    for (rid, tid), spans in sorted(windows.items()):
+        spans.sort()
+        for (s1, e1, b1), (s2, _, b2) in zip(spans, spans[1:], strict=False):
+            if s2 < e1:
+                tally["overlaps"] += 1
+                result.problems.append(f"{rid}/{tid}: published seatings of {b1} "
+                                       f"[{s1:%m-%d %H:%M}, {e1:%H:%M}) and {b2} overlap")
+    result.counts = dict(sorted(tally.items()))
+    return result
 
 
 def check_tables(

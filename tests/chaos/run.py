@@ -860,6 +860,7 @@ def evaluate(
         checks.check_workers(journal.unexpected_exits),
         checks.check_fit(expected, snap["bookings"], restaurants),
         checks.check_windows(expected, snap["bookings"], snap["assignments"], restaurants),
+        checks.check_moves(expected, snap["bookings"], snap["status_events"], restaurants),
         checks.check_walkins(expected, snap["bookings"], snap["sink"], repeats,
                              snap["status_events"]),
         checks.check_versions(expected, snap["status_events"]),

@@ -769,3 +769,45 @@ def test_mail_sink_slow_mode_delays_each_message_without_serialising_them(tmp_pa
     finally:
         sink.stop()
     assert len(sink.message_files()) == 6
+
+
+# --- re-seating: published tables by version, and every move checked -----------------------
+
+
+def versioned_status(extra: list[StatusEvent]) -> list[StatusEvent]:
+    versions = {"b1": 0, "b2": 0}
+    out = []
+    for ev in [*STATUS, *extra]:
+        versions[ev.booking_id] += 1
+        out.append(replace(ev, booking_version=versions[ev.booking_id]))
+    return out
+
+
+def test_a_moved_booking_holds_the_tables_of_its_latest_tables_changed() -> None:
+    move = status("booking.tables_changed", "b1", REF["e4"], "e4", ("t3", "t4"))
+    events = versioned_status([move])
+    moved = {**BOOKINGS, "b1": replace(BOOKINGS["b1"], table_ids=("t3", "t4"))}
+    assert checks.check_final_states(expected(), moved, events).ok
+    # Still on the confirmation's tables: the move was published but not made.
+    stale = checks.check_final_states(expected(), BOOKINGS, events)
+    assert any("tables_changed (version 5)" in p for p in stale.problems), stale.problems
+    # Without the move's event: moved tables no booking.confirmed announced.
+    unpublished = checks.check_final_states(expected(), moved, versioned_status([]))
+    assert any("says ['t1', 't2']" in p for p in unpublished.problems), unpublished.problems
+
+
+def test_check_moves_flags_a_move_that_breaks_fit_or_overlaps() -> None:
+    fine = checks.check_moves(expected(), {**BOOKINGS, "b1": replace(
+        BOOKINGS["b1"], table_ids=("t3", "t4"))}, versioned_status(
+        [status("booking.tables_changed", "b1", REF["e4"], "e4", ("t3", "t4"))]), RESTAURANTS)
+    assert fine.ok and fine.counts["moves_published"] == 1 and fine.counts["seatings_checked"] == 2
+    misfit = checks.check_moves(expected(), BOOKINGS, versioned_status(
+        [status("booking.tables_changed", "b1", REF["e4"], "e4", ("t1", "t3"))]), RESTAURANTS)
+    assert any("not connected" in p for p in misfit.problems), misfit.problems
+    # b2 confirmed at the same time on t1: the published seatings overlap.
+    both = {**BOOKINGS, "b2": replace(BOOKINGS["b1"], booking_id="b2", pending_ref=REF["e2"])}
+    exp = expected()
+    exp["b2"] = replace(exp["b1"], booking_id="b2")
+    clash = checks.check_moves(exp, both, versioned_status(
+        [status("booking.confirmed", "b2", REF["e2"], "e2", ("t1", "t2"))]), RESTAURANTS)
+    assert clash.counts.get("overlaps") and "overlap" in clash.problems[-1], clash.problems
