@@ -18,17 +18,21 @@ def charts(result: dict[str, Any], latency_runs: list[LatencyRun], out: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tp = result["throughput"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    tp, base = result["throughput"], result["baselines"]
+    fig, ax = plt.subplots(figsize=(7, 4))
     ours = [r["changes_per_s"] for r in tp["runs"]]
-    relay = [r["relay"]["per_s"] for r in tp["runs"]]
-    ax.bar([0, 1], [statistics.median(ours), statistics.median(relay)],
-           color=["#e4572e", "#29335c"], alpha=0.8)
-    ax.scatter([0] * len(ours), ours, color="black", zorder=3, s=12, label="single runs")
-    ax.scatter([1] * len(relay), relay, color="black", zorder=3, s=12)
+    faust = [r["per_s"] for r in base["faust_relay"]]
+    relay = [r["per_s"] for r in base["raw_relay"]]
+    series = (ours, faust, relay)
+    ax.bar([0, 1, 2], [statistics.median(v) for v in series],
+           color=["#e4572e", "#f3a712", "#29335c"], alpha=0.8)
+    for x, values in enumerate(series):
+        ax.scatter([x] * len(values), values, color="black", zorder=3, s=12,
+                   label="single runs" if x == 0 else None)
     ax.axhline(TARGET_RELAY_SHARE * statistics.median(relay), color="grey", ls=":",
-               label=f"target: {TARGET_RELAY_SHARE:.0%} of the relay")
-    ax.set_xticks([0, 1], ["seatflow worker\n(changes fully processed)", "raw aiokafka relay"])
+               label=f"target: {TARGET_RELAY_SHARE:.0%} of the raw relay")
+    ax.set_xticks([0, 1, 2], ["seatflow worker\n(changes fully processed)",
+                              "trivial Faust relay", "raw aiokafka relay"])
     ax.set_yscale("log")
     ax.set_ylabel("messages per second (log)")
     ax.set_title(f"Throughput, {tp['runs'][0]['events']} changes, median of {len(ours)}")

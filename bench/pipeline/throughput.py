@@ -3,8 +3,7 @@
 A throughput run produces the change mix first, then starts a worker and polls PostgreSQL
 until every change is fully processed (all event ids claimed, nobody waiting for the
 allocator, the outbox empty); afterwards each booking's last status event is compared with
-PostgreSQL. Right after it, a raw aiokafka relay copies the very same records on the same
-broker: the rate the worker's is compared with.
+PostgreSQL. The baselines it is compared with: bench/pipeline/baselines.py.
 """
 
 from __future__ import annotations
@@ -15,12 +14,11 @@ import os
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from bench.pipeline.config import BenchConfig, run_settings
 from bench.pipeline.cpu import CpuMeter
@@ -29,8 +27,7 @@ from bench.pipeline.workload import generate_mix, produce
 from config.settings import Settings
 from config.topics import TopicNames
 from models.restaurant import RestaurantConfig
-from streams.admin import ensure_topics
-from tests.support.kafka import assign_all, consumer_without_group, read_topic
+from tests.support.kafka import read_topic
 from tests.support.stack import Stack, create_database_async
 from tests.support.workers import WorkerProcess
 
@@ -55,7 +52,6 @@ class ThroughputRun:
     cpu_seconds: dict[str, float]  # worker, PostgreSQL, broker: from worker start to done
     cpu_ms_per_change: dict[str, float]
     load_average: float  # 1-min load average when the worker started (2 cores)
-    relay: dict[str, Any] = field(default_factory=dict)
     profiled: bool = False
 
 
@@ -166,48 +162,4 @@ async def throughput_run(
         cpu_seconds=cpu, cpu_ms_per_change={k: round(v * 1000 / events, 3) for k, v in cpu.items()},
         load_average=round(load_average, 2), profiled=profile_to is not None,
     )
-    result.relay = await relay_run(settings, events)
     return result
-
-
-# --- the raw aiokafka relay baseline, right after each run -------------------------------------
-
-
-async def relay_run(settings: Settings, expected: int) -> dict[str, Any]:
-    """Copy the run's change records to `<prefix>relay-out`: consume -> produce, one each."""
-    source = TopicNames(settings.topic_prefix).booking_changes
-    target = f"{settings.topic_prefix}relay-out"
-    await ensure_topics(settings, extra=[target])
-    consumer = consumer_without_group(settings.kafka_bootstrap, fetch_max_wait_ms=50)
-    # Like the worker's producer (Faust: acks=-1, linger 5 ms), without idempotence (Tansu).
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=False,
-        linger_ms=5,
-    )
-    await consumer.start()
-    await producer.start()
-    try:
-        await assign_all(consumer, source)
-        deliveries = []
-        n = size = 0
-        t0 = time.perf_counter()
-        deadline = time.monotonic() + 120
-        while n < expected and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                for record in batch:
-                    deliveries.append(await producer.send(target, record.value, key=record.key))
-                    size += len(record.value)
-                n += len(batch)
-        await producer.flush()
-        errors = sum(
-            isinstance(r, BaseException)
-            for r in await asyncio.gather(*deliveries, return_exceptions=True)
-        )
-        elapsed = time.perf_counter() - t0
-    finally:
-        await consumer.stop()
-        await producer.stop()
-    return {
-        "messages": n, "errors": errors, "mean_value_bytes": round(size / max(n, 1)),
-        "seconds": round(elapsed, 3), "per_s": round(n / elapsed, 1),
-    }
