@@ -9,18 +9,22 @@ from services.changes import ChangePolicy, apply_changes
 from streams.guard import BatchGuard, guarded_agent
 from streams.runtime import Runtime
 
+NAME = "booking-changes"
+
 
 def register(app: faust.App, rt: Runtime, topic: faust.TopicT, policy: ChangePolicy) -> None:
     async def handle(changes: list[BookingChange]) -> None:
-        async with (await rt.database()).transaction() as uow:
-            result = await apply_changes(uow, changes, policy)
+        with rt.metrics.stage_seconds.labels(agent=NAME, stage="transaction").time():
+            async with (await rt.database()).transaction() as uow:
+                result = await apply_changes(uow, changes, policy)
         rt.metrics.duplicates.inc(result.duplicates)
-        await rt.publish_and_forget(result.rows)
+        with rt.metrics.stage_seconds.labels(agent=NAME, stage="publish").time():
+            await rt.publish_and_forget(result.rows)
 
     guarded_agent(
         app,
         topic,
-        BatchGuard(rt, "booking-changes", BookingChange, handle, key_field="booking_id"),
+        BatchGuard(rt, NAME, BookingChange, handle, key_field="booking_id"),
         batch_size=rt.settings.batch_size,
         within_s=rt.settings.batch_within_s,
     )

@@ -1,10 +1,16 @@
-"""Email sender tasks: a dispatcher leasing due rows for the free SMTP connections, and one
-task per connection sending them (the use case and its guarantees: services/emails.py)."""
+"""Email sender tasks: a dispatcher leasing due rows for the SMTP connections, and one task
+per connection sending them (the use case and its guarantees: services/emails.py).
+
+The dispatcher keeps up to one leased row waiting per connection beyond those in flight, so
+one claim transaction serves several emails. A lease must still outlive every send: a send
+is abandoned after a third of the lease, and a connection sends a row only while at least
+two thirds of its lease remain (it waited at most one send in the queue)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import faust
@@ -25,15 +31,16 @@ class EmailSender:
         self.relay = relay
         self.connections = rt.settings.smtp_connections
         self.lease = timedelta(seconds=rt.settings.email_lease_s)
-        # A send taking longer than this is abandoned (and retried later): half the lease.
-        self.send_deadline_s = rt.settings.email_lease_s / 2
-        self.jobs: asyncio.Queue[EmailJob] = asyncio.Queue()
-        self.busy = 0
+        # A send taking longer than this is abandoned (and retried later).
+        self.send_deadline_s = rt.settings.email_lease_s / 3
+        self.capacity = 2 * self.connections  # in flight + waiting
+        self.jobs: asyncio.Queue[tuple[float, EmailJob]] = asyncio.Queue()
+        self.busy = 0  # leased rows in flight or waiting
         self.slot_freed = asyncio.Event()
 
     async def claim(self) -> int:
-        """One claim for the free connections; returns how many rows it handled."""
-        free = self.connections - self.busy
+        """One claim for the free places; returns how many rows it handled."""
+        free = self.capacity - self.busy
         database = await self.rt.database()
 
         async def claim() -> emails.Claim:
@@ -48,9 +55,10 @@ class EmailSender:
                                  lambda: self.rt.publish_and_forget(claimed.facts))
         for status, count in claimed.finalised.items():
             self.rt.metrics.emails.labels(status=status).inc(count)
+        claimed_at = time.monotonic()  # the leases started (at most) now
         for job in claimed.jobs:
             self.busy += 1
-            self.jobs.put_nowait(job)
+            self.jobs.put_nowait((claimed_at, job))
         return len(claimed.jobs) + len(claimed.facts) + sum(claimed.finalised.values())
 
     async def dispatch(self) -> None:
@@ -60,8 +68,8 @@ class EmailSender:
             except Exception:  # noqa: BLE001 - keep the sender alive; rows stay due
                 log.exception("email claim failed")
                 handled = 0
-            if self.busy >= self.connections or handled == 0:
-                # Wait for a free connection, or for rows to fall due.
+            if self.busy > self.connections or handled == 0:
+                # Claim again once a connection's waiting row is taken, or rows fall due.
                 self.slot_freed.clear()
                 try:
                     await asyncio.wait_for(self.slot_freed.wait(),
@@ -72,8 +80,14 @@ class EmailSender:
     async def connection(self) -> None:
         async with SmtpSender(self.relay) as smtp:
             while True:
-                job = await self.jobs.get()
+                claimed_at, job = await self.jobs.get()
                 try:
+                    if time.monotonic() - claimed_at > self.lease.total_seconds() / 3:
+                        # Too little lease left to send safely: leave the row to its lease
+                        # (another claim sends it once the lease has run out).
+                        log.warning("email %s for %s: not sent, its lease ran short",
+                                    job.kind, job.booking.booking_id)
+                        continue
                     await self.deliver(smtp, job)
                 except Exception:  # noqa: BLE001 - the lease runs out; the row is claimed again
                     log.exception("email %s for %s: delivery failed", job.kind,
@@ -104,7 +118,8 @@ class EmailSender:
         if result.outcome != "sent":
             log.warning("email %s for %s: %s (%s)", job.kind, job.booking.booking_id,
                         result.outcome, result.error)
-        await rt.until_done("email-publish", lambda: rt.publish_and_forget(rows))
+        # The connection goes on to the next email; its ops event follows from the outbox.
+        rt.publish_soon(rows)
 
 
 def register(app: faust.App, rt: Runtime, relay: SmtpRelay) -> None:

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         1_000_000, ge=1_000, validation_alias=_env("SEATFLOW_MAX_INPUT_BYTES")
     )
     timer_interval_s: float = Field(0.25, gt=0, validation_alias=_env("SEATFLOW_TIMER_INTERVAL_S"))
+    # Publish a transaction's records as one record batch per partition (aiokafka's batch
+    # API) rather than one Faust send each. bench/results/levers.json says what it gives.
+    batched_sends: bool = Field(True, validation_alias=_env("SEATFLOW_BATCHED_SENDS"))
+    # The worker's event loop: uvloop (libuv) by default; asyncio's own as a fallback.
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", validation_alias=_env("SEATFLOW_EVENT_LOOP")
+    )
 
     # --- retention of append-only bookkeeping ------------------------------------------------
     # Ids of applied events and allocation requests, and idempotent submissions, are kept this

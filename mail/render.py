@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from email.headerregistry import Address
+from datetime import UTC, date, datetime, time
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
@@ -41,6 +41,22 @@ _ICS_PRODID = "-//seatflow//booking emails//EN"
 # pending_refs are not ordered, so count minutes since this epoch instead.
 _SEQUENCE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, building each header's class once: the stdlib's makes
+    a new class for every header of every message (the largest cost of rendering one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        made = self._made.get(name.lower())
+        if made is None:
+            made = self._made[name.lower()] = super().__getitem__(name)
+        return made
+
+
+_POLICY = SMTP.clone(header_factory=_HeaderClasses())
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 
 
@@ -105,7 +121,7 @@ def render_email(
     to_name = restaurant.name if kind == "allocation_failed" else booking.customer_name
     context = _template_context(kind, booking, restaurant, failure_reason)
 
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=_POLICY)
     msg["Subject"] = SUBJECTS[kind]
     msg["From"] = sender
     msg["To"] = _to_address(to, display_name=_one_line(to_name))
@@ -142,49 +158,95 @@ def build_calendar_event(
     organizer: str,
     now: datetime,
 ) -> bytes:
-    """An iTIP REQUEST for the booking, in the restaurant's time zone."""
+    """An iTIP REQUEST for the booking, in the restaurant's time zone (RFC 5545 text, written
+    directly: the calendar library costs more than the rest of the email together; a test
+    holds this to what icalendar builds)."""
     zone = ZoneInfo(restaurant.timezone)
     start, end = event_times(booking, zone)
-
-    event = icalendar.Event()
-    event.add("uid", calendar_uid_for(booking.booking_id))
-    event.add("dtstamp", now.astimezone(UTC))
-    event.add("sequence", _sequence(kind, now))
-    event.add("dtstart", start)
-    if end is not None:
-        event.add("dtend", end)
-    event.add("summary", f"{restaurant.name}: table for {booking.party_size}")
-    event.add("location", _one_line(restaurant.address) or _one_line(restaurant.name))
-    event.add("status", "CONFIRMED")
     description = [f"Booking {booking.booking_id}, party of {booking.party_size}."]
     if booking.notes:
         description.append(f"Notes: {booking.notes}")
-    event.add("description", "\n".join(description))
-
+    lines = [
+        "BEGIN:VEVENT",
+        f"SUMMARY:{_ics_text(f'{restaurant.name}: table for {booking.party_size}')}",
+        _ics_datetime("DTSTART", start),
+        *([_ics_datetime("DTEND", end)] if end is not None else []),
+        f"DTSTAMP:{now.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+        f"UID:{_ics_text(calendar_uid_for(booking.booking_id))}",
+        f"SEQUENCE:{_sequence(kind, now)}",
+        f"DESCRIPTION:{_ics_text(chr(10).join(description))}",
+        f"LOCATION:{_ics_text(_one_line(restaurant.address) or _one_line(restaurant.name))}",
+        "STATUS:CONFIRMED",
+    ]
     _, organizer_addr = parseaddr(organizer)
     if organizer_addr:
-        organizer_prop = icalendar.vCalAddress(f"mailto:{organizer_addr}")
-        organizer_prop.params["CN"] = _one_line(restaurant.name)
-        event.add("organizer", organizer_prop)
+        lines.append(f"ORGANIZER;CN={_ics_param(_one_line(restaurant.name))}:"
+                     f"mailto:{organizer_addr}")
     if booking.customer_email and not is_synthetic_address(booking.customer_email):
-        attendee = icalendar.vCalAddress(f"mailto:{booking.customer_email.strip()}")
-        if booking.customer_name:
-            attendee.params["CN"] = _one_line(booking.customer_name)
-        attendee.params["PARTSTAT"] = "ACCEPTED"
-        attendee.params["RSVP"] = "FALSE"
-        event.add("attendee", attendee)
+        cn = (f"CN={_ics_param(_one_line(booking.customer_name))};"
+              if booking.customer_name else "")
+        lines.append(f"ATTENDEE;{cn}PARTSTAT=ACCEPTED;RSVP=FALSE:"
+                     f"mailto:{booking.customer_email.strip()}")
+    lines.append("END:VEVENT")
+    timezone = _vtimezone(restaurant.timezone, booking.booking_date.year)
+    body = b"".join(_fold(line) for line in lines)
+    return (b"".join(_fold(line) for line in
+                     ("BEGIN:VCALENDAR", f"PRODID:{_ICS_PRODID}", "VERSION:2.0", "METHOD:REQUEST"))
+            + (timezone or b"") + body + _fold("END:VCALENDAR"))
 
-    calendar = icalendar.Calendar()
-    calendar.add("prodid", _ICS_PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("method", "REQUEST")
-    calendar.add_component(event)
-    # A VTIMEZONE covering the booking only, not 1970-2038.
-    calendar.add_missing_timezones(
-        first_date=booking.booking_date - timedelta(days=366),
-        last_date=booking.booking_date + timedelta(days=366),
-    )
-    return calendar.to_ical()
+
+# Zones whose times are written in UTC ("...Z"), with no VTIMEZONE.
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"})
+
+
+def _ics_datetime(name: str, moment: datetime) -> str:
+    key = getattr(moment.tzinfo, "key", None)
+    if key in _UTC_ZONES:
+        return f"{name}:{moment:%Y%m%dT%H%M%S}Z"
+    return f"{name};TZID={_ics_param(str(key))}:{moment:%Y%m%dT%H%M%S}"
+
+
+def _ics_text(value: str) -> str:
+    """A TEXT value: backslash, semicolon, comma and line breaks escaped (RFC 5545 3.3.11)."""
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
+
+
+def _ics_param(value: str) -> str:
+    """A parameter value: ^, double quote and newline caret-encoded (RFC 6868), quoted when
+    it holds , ; or :."""
+    value = value.replace("^", "^^").replace('"', "^'").replace("\n", "^n")
+    return f'"{value}"' if any(c in value for c in ",;:") else value
+
+
+def _fold(line: str) -> bytes:
+    """One content line, folded at 75 octets without splitting a character, CRLF-ended."""
+    data = line.encode("utf-8")
+    if len(data) <= 75:
+        return data + b"\r\n"
+    out, chunk, limit = [], b"", 75
+    for ch in line:
+        encoded = ch.encode("utf-8")
+        if len(chunk) + len(encoded) > limit:
+            out.append(chunk)
+            chunk, limit = b" ", 75
+        chunk += encoded
+    out.append(chunk)
+    return b"\r\n".join(out) + b"\r\n"
+
+
+@lru_cache(maxsize=512)
+def _vtimezone(tzid: str, year: int) -> bytes | None:
+    """The zone's VTIMEZONE from the year before to the year after (not 1970-2038), as
+    content lines: the same for every booking of that zone and year, so built once."""
+    if tzid in _UTC_ZONES:
+        return None
+    try:
+        zone = icalendar.Timezone.from_tzid(tzid, first_date=date(year - 1, 1, 1),
+                                            last_date=date(year + 1, 12, 31))
+    except ValueError:  # a zone icalendar cannot describe: the event names it by TZID only
+        return None
+    return zone.to_ical()
 
 
 def event_times(booking: EmailBooking, zone: ZoneInfo) -> tuple[datetime, datetime | None]:

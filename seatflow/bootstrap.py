@@ -21,7 +21,7 @@ from services.allocation import AllocationPolicy
 from services.changes import ChangePolicy
 from services.retention import RetentionPolicy
 from streams import web
-from streams.app import create_faust_app, input_topic, producer_send
+from streams.app import create_faust_app, input_topic, producer_send, producer_send_many
 from streams.runtime import Runtime
 
 
@@ -55,6 +55,8 @@ def bootstrap(settings: Settings, *, database: str | None = None) -> tuple[faust
     rt = Runtime(settings=settings, topics=topics,
                  database_url=database or database_url(settings))
     rt.send = producer_send(app)
+    if settings.batched_sends:
+        rt.send_many = producer_send_many(app)
     policy = policies(settings)
 
     def topic(t: Topic) -> faust.TopicT:

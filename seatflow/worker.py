@@ -20,6 +20,11 @@ def run_worker(settings: Settings) -> None:
     # The worker decides the database before Faust starts (embedded: started or attached).
     database = database_url(settings)
     asyncio.run(ensure_topics(settings))
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        # A policy, not one loop: Faust's consumer thread makes its own loop from it too.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # Faust's worker owns the event loop from here (signals, graceful shutdown).
     asyncio.set_event_loop(asyncio.new_event_loop())
     app, _ = bootstrap(settings, database=database)

@@ -35,6 +35,7 @@ from storage.outbox import OutboxRow
 from storage.uow import UnitOfWork
 
 MAX_BACKOFF_S = 300.0
+SUPPRESSED_CLAIM = 500  # rows finalised per claim when nothing is sent
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,15 @@ async def claim_due(
     suppress: bool,
     send_limit: int,
     lease: timedelta,
-    limit: int = 500,
 ) -> Claim:
     """Finalise due rows that need no send (suppressed, skipped, superseded) and lease at
     most `send_limit` to send now, one token each. The decision is published once, when
-    a row first falls due."""
+    a row first falls due.
+
+    Only a few more rows are read (and locked) than can be leased: with a backlog, a claim
+    for one free connection must not walk hundreds of due rows. With SUPPRESS_EMAILS every
+    row is finalised here, so claims are large."""
+    limit = SUPPRESSED_CLAIM if suppress else send_limit * 2 + 8
     rows = await uow.notifications.lock_due(now=now, limit=limit)
     if not rows:
         return Claim([], [], {})

@@ -46,6 +46,11 @@ class Metrics:
             "seatflow_batch_seconds", "Time to process one batch", ["agent"], registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.stage_seconds = Histogram(
+            "seatflow_stage_seconds", "Time per batch in one stage (transaction, publish)",
+            ["agent", "stage"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.healthy = Gauge("seatflow_healthy", "1 when broker and database are reachable",
                              registry=r)
         self.email_leases_lost = Counter(
@@ -69,6 +74,9 @@ class Runtime:
     database_url: str
     metrics: Metrics = field(default_factory=Metrics)
     send: SendFn | None = None
+    # Many records at once (topic, key, value): futures for their delivery (see
+    # streams.app.producer_send_many). None: publish_rows sends one by one.
+    send_many: Callable[[list[tuple[str, bytes | None, bytes]]], Awaitable[list[Any]]] | None = None
     # Agents waiting out a transient error; /health is 503 while any is.
     degraded: dict[str, str] = field(default_factory=dict)
     _database: Database | None = None
@@ -93,12 +101,14 @@ class Runtime:
         if not rows:
             return
         assert self.send is not None, "publisher not started"
-        futures = []
-        per_topic: collections.Counter[Topic] = collections.Counter()
-        for row in rows:
-            key = row.key.encode() if row.key is not None else None
-            futures.append(await self.send(self.topics.name(row.topic), key, row.payload, None))
-            per_topic[row.topic] += 1
+        per_topic: collections.Counter[Topic] = collections.Counter(row.topic for row in rows)
+        records = [(self.topics.name(row.topic),
+                    row.key.encode() if row.key is not None else None, row.payload)
+                   for row in rows]
+        if self.send_many is not None:
+            futures = await self.send_many(records)
+        else:
+            futures = [await self.send(topic, key, value, None) for topic, key, value in records]
         await asyncio.gather(*futures)
         for topic, count in per_topic.items():
             self.metrics.published.labels(topic=topic.value).inc(count)
@@ -114,6 +124,23 @@ class Runtime:
         task = asyncio.create_task(self._forget([r.id for r in rows if r.id is not None]))
         self._cleanup.add(task)
         task.add_done_callback(self._cleanup.discard)
+
+    def publish_soon(self, rows: Sequence[OutboxRow]) -> None:
+        """Publish committed outbox rows in the background: for facts nothing waits on (an
+        email's ops event). If it fails, the rows stay in the outbox and the relay publishes
+        them; nothing is lost, they are only later."""
+        if not rows:
+            return
+        task = asyncio.create_task(self._publish_quietly(list(rows)))
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+
+    async def _publish_quietly(self, rows: list[OutboxRow]) -> None:
+        try:
+            await self.publish_and_forget(rows)
+        except Exception as exc:  # noqa: BLE001 - the outbox relay publishes them later
+            log.warning("background publish of %d rows failed (the relay retries): %r",
+                        len(rows), exc)
 
     async def _forget(self, ids: list[int]) -> None:
         try:

@@ -17,11 +17,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 from bench.pipeline.config import BenchConfig, run_settings
 from bench.pipeline.cpu import CpuMeter
 from bench.pipeline.latency import StatusWatcher, _percentile
+from bench.pipeline.profiler import start_profiler, stop_profiler
 from bench.pipeline.workload import creates, produce
 from config.topics import TopicNames
 from models.restaurant import RestaurantConfig
@@ -61,10 +63,15 @@ def _stored(mail_dir: os.PathLike[str], since_ns: int) -> list[tuple[int, str]]:
 
 
 async def email_run(stack: Stack, template: str, restaurants: list[RestaurantConfig],
-                    cfg: BenchConfig, n: int = EMAIL_BOOKINGS) -> EmailRun:
+                    cfg: BenchConfig, n: int = EMAIL_BOOKINGS,
+                    profile_to: Path | None = None) -> EmailRun:
     tag = f"em{secrets.token_hex(2)}"
     url = await create_database_async(stack, tag, template=template)
-    settings = run_settings(stack, url, tag, cfg).model_copy(update={"suppress_emails": False})
+    settings = run_settings(stack, url, tag, cfg).model_copy(update={
+        "suppress_emails": False,
+        **({"smtp_connections": int(os.environ["BENCH_SMTP_CONNECTIONS"])}
+           if os.environ.get("BENCH_SMTP_CONNECTIONS") else {}),
+    })
     records = creates(n, restaurants, cfg, tag)
     keys = [k for k, _ in records]
     await ensure_topics(settings)
@@ -73,6 +80,7 @@ async def email_run(stack: Stack, template: str, restaurants: list[RestaurantCon
     since_ns = time.time_ns()
     worker = WorkerProcess(settings, stack.root / f"{tag}.log").start(timeout=60.0)
     meter = CpuMeter(stack, worker.pid)
+    spy = start_profiler(worker.pid, profile_to) if profile_to else None
     try:
         await produce(settings, records)
         await watcher.wait_for(keys, timeout=60)  # those that can be seated are by then
@@ -89,6 +97,8 @@ async def email_run(stack: Stack, template: str, restaurants: list[RestaurantCon
             await asyncio.sleep(0.5)
         cpu = meter.used()
     finally:
+        if spy is not None:
+            stop_profiler(spy)
         await watcher.stop()
         worker.stop()
 

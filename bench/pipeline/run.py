@@ -211,6 +211,8 @@ async def run_benchmark(cfg: BenchConfig, *, quick: bool, out: Path = RESULTS_DI
             "Baselines relay the run's change records, cycled, relay_records per run, on the "
             "same broker: a raw aiokafka consume->produce loop, and a trivial Faust agent "
             "(batched take, one wait per batch's sends) on an app built like the worker's.",
+            "Latency runs offer the throughput runs' change mix at a fixed rate and time the "
+            "creates no other change of the load touches. "
             "Latency = booking.confirmed record timestamp - change record timestamp; sends in "
             "the first latency_warmup_s are excluded; a booking not confirmed within "
             "latency_drain_s after the load counts as above every measured value (a "
