@@ -22,7 +22,7 @@ def register(app: faust.App, rt: Runtime, topic: faust.TopicT, policy: Allocatio
         rt.metrics.allocations.labels(result="failed").inc(result.failed)
         rt.metrics.allocations.labels(result="stale").inc(result.stale)
         with rt.metrics.stage_seconds.labels(agent=NAME, stage="publish").time():
-            await rt.publish_and_forget(result.rows)
+            await rt.publish_committed(result.rows)
 
     guarded_agent(
         app,

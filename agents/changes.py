@@ -19,7 +19,7 @@ def register(app: faust.App, rt: Runtime, topic: faust.TopicT, policy: ChangePol
                 result = await apply_changes(uow, changes, policy)
         rt.metrics.duplicates.inc(result.duplicates)
         with rt.metrics.stage_seconds.labels(agent=NAME, stage="publish").time():
-            await rt.publish_and_forget(result.rows)
+            await rt.publish_committed(result.rows)
 
     guarded_agent(
         app,

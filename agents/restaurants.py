@@ -22,7 +22,7 @@ def register(app: faust.App, rt: Runtime, topic: faust.TopicT, policy: ChangePol
         async with (await rt.database()).transaction() as uow:
             for cfg in configs:  # in order: a newer record for a restaurant replaces the old
                 rows += await apply_restaurant(uow, cfg, policy)
-        await rt.publish_and_forget(rows)
+        await rt.publish_committed(rows)
 
     guarded_agent(
         app,

@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         1_000_000, ge=1_000, validation_alias=_env("SEATFLOW_MAX_INPUT_BYTES")
     )
     timer_interval_s: float = Field(0.25, gt=0, validation_alias=_env("SEATFLOW_TIMER_INTERVAL_S"))
+    # An agent hands its committed records to a background publisher instead of waiting for
+    # the broker before its next batch (they are durable in the outbox already).
+    publish_in_background: bool = Field(
+        True, validation_alias=_env("SEATFLOW_PUBLISH_IN_BACKGROUND")
+    )
     # Publish a transaction's records as one record batch per partition (aiokafka's batch
     # API) rather than one Faust send each. bench/results/levers.json says what it gives.
     batched_sends: bool = Field(True, validation_alias=_env("SEATFLOW_BATCHED_SENDS"))

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from config.settings import Settings
-from config.topics import Topic, TopicNames
+from config.topics import TopicNames
 from storage import db
 from storage.dead_letters import DeadLetterBacklog
 from storage.outbox import OutboxRow
@@ -20,6 +20,8 @@ from storage.uow import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Committed batches the background publisher may hold before agents wait for it.
+PUBLISH_QUEUE_BATCHES = 64
 
 # Sends one record; returns a future that resolves once the broker has it.
 SendFn = Callable[[str, bytes | None, bytes | None, Sequence[tuple[str, bytes]] | None], Awaitable[Any]]
@@ -82,6 +84,9 @@ class Runtime:
     _database: Database | None = None
     _database_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _cleanup: set[asyncio.Task] = field(default_factory=set)
+    # Committed outbox rows waiting for the background publisher, in commit order.
+    _outgoing: asyncio.Queue[list[OutboxRow]] | None = None
+    _publisher: asyncio.Task[None] | None = None
 
     async def database(self) -> Database:
         if self._database is None:
@@ -96,22 +101,26 @@ class Runtime:
         if self._database is not None:
             await self._database.close()
 
-    async def publish_rows(self, rows: Sequence[OutboxRow]) -> None:
-        """Publish and wait until the broker has every record (in order per key)."""
-        if not rows:
-            return
+    async def _send(self, rows: Sequence[OutboxRow]) -> list[Any]:
+        """Hand rows to the producer (in order per key); futures for their delivery."""
         assert self.send is not None, "publisher not started"
-        per_topic: collections.Counter[Topic] = collections.Counter(row.topic for row in rows)
         records = [(self.topics.name(row.topic),
                     row.key.encode() if row.key is not None else None, row.payload)
                    for row in rows]
         if self.send_many is not None:
-            futures = await self.send_many(records)
-        else:
-            futures = [await self.send(topic, key, value, None) for topic, key, value in records]
-        await asyncio.gather(*futures)
-        for topic, count in per_topic.items():
+            return list(await self.send_many(records))
+        return [await self.send(topic, key, value, None) for topic, key, value in records]
+
+    def _count(self, rows: Sequence[OutboxRow]) -> None:
+        for topic, count in collections.Counter(row.topic for row in rows).items():
             self.metrics.published.labels(topic=topic.value).inc(count)
+
+    async def publish_rows(self, rows: Sequence[OutboxRow]) -> None:
+        """Publish and wait until the broker has every record (in order per key)."""
+        if not rows:
+            return
+        await asyncio.gather(*await self._send(rows))
+        self._count(rows)
 
     async def publish_and_forget(self, rows: Sequence[OutboxRow]) -> None:
         """Publish rows a transaction committed, then delete them from the outbox.
@@ -121,26 +130,61 @@ class Runtime:
         if not rows:
             return
         await self.publish_rows(rows)
-        task = asyncio.create_task(self._forget([r.id for r in rows if r.id is not None]))
-        self._cleanup.add(task)
-        task.add_done_callback(self._cleanup.discard)
+        self._spawn(self._forget([r.id for r in rows if r.id is not None]))
 
-    def publish_soon(self, rows: Sequence[OutboxRow]) -> None:
-        """Publish committed outbox rows in the background: for facts nothing waits on (an
-        email's ops event). If it fails, the rows stay in the outbox and the relay publishes
-        them; nothing is lost, they are only later."""
+    async def publish_committed(self, rows: Sequence[OutboxRow]) -> None:
+        """What an agent does with the rows its transaction committed. They are durable in
+        the outbox already, so by default the agent does not wait for the broker: a single
+        background publisher sends them in commit order (keys keep their order) and deletes
+        them once delivered; what it cannot deliver the outbox relay publishes. The queue is
+        bounded: when the broker is slow, agents wait here (backpressure)."""
         if not rows:
             return
-        task = asyncio.create_task(self._publish_quietly(list(rows)))
+        if not self.settings.publish_in_background:
+            await self.publish_and_forget(rows)
+            return
+        if self._outgoing is None:
+            self._outgoing = asyncio.Queue(maxsize=PUBLISH_QUEUE_BATCHES)
+            self._publisher = asyncio.create_task(self._publish_in_order())
+        await self._outgoing.put(list(rows))
+
+    def publish_soon(self, rows: Sequence[OutboxRow]) -> None:
+        """publish_committed without waiting even for a place in the queue (a fact nothing
+        waits on, such as an email's ops event)."""
+        if rows:
+            self._spawn(self.publish_committed(rows))
+
+    async def _publish_in_order(self) -> None:
+        assert self._outgoing is not None
+        while True:
+            rows = await self._outgoing.get()
+            try:
+                futures = await self._send(rows)
+            except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox: the relay
+                self._publish_failed(rows, exc)
+                continue
+            self._spawn(self._delivered(rows, futures))
+
+    async def _delivered(self, rows: list[OutboxRow], futures: list[Any]) -> None:
+        try:
+            await asyncio.gather(*futures)
+        except Exception as exc:  # noqa: BLE001
+            self._publish_failed(rows, exc)
+            return
+        self.degraded.pop("publisher", None)
+        self._count(rows)
+        await self._forget([r.id for r in rows if r.id is not None])
+
+    def _publish_failed(self, rows: list[OutboxRow], exc: BaseException) -> None:
+        if "publisher" not in self.degraded:
+            log.warning("publishing %d committed records failed (the outbox relay retries "
+                        "them): %r", len(rows), exc)
+        self.degraded["publisher"] = f"{type(exc).__name__}: {exc}"
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
         self._cleanup.add(task)
         task.add_done_callback(self._cleanup.discard)
-
-    async def _publish_quietly(self, rows: list[OutboxRow]) -> None:
-        try:
-            await self.publish_and_forget(rows)
-        except Exception as exc:  # noqa: BLE001 - the outbox relay publishes them later
-            log.warning("background publish of %d rows failed (the relay retries): %r",
-                        len(rows), exc)
 
     async def _forget(self, ids: list[int]) -> None:
         try:
