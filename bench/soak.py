@@ -1,0 +1,288 @@
+"""The soak: cost as the work grows. `python -m bench.soak [--changes N] [--share S]`
+
+At least a million changes (the pipeline benchmark's mix: creates, realigning and notes-only
+edits, cancellations) over 200 restaurants and 60 days, on the embedded stack, produced at a
+steady rate: a share (default 70 %) of the capacity a short throughput run measures first.
+One worker processes them with the contract's defaults and emails suppressed; retention is
+shortened (ids of applied events kept 2 minutes, pruned every 15 s) so pruning happens
+within the run.
+
+Every 5 s it samples changes consumed (the worker group's committed offsets on
+booking-changes) and every 30 s the database's size, per table. Latency is read at the end,
+for the creates no other change touches: the confirming transaction's time (the booking's
+updated_at) minus the moment the create was sent (no consumer of the status topic competes
+with the worker for the machine meanwhile). Pass: the last 10 % of the changes were processed at >= 80 % of the rate of the
+first 10 %. Writes bench/results/soak.json, soak_throughput.png and soak_database.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.pipeline.config import FULL, RESULTS_DIR, run_settings
+from bench.pipeline.cpu import CpuMeter
+from bench.pipeline.run import code_version
+from bench.pipeline.throughput import throughput_run
+from bench.pipeline.workload import build_template, generate_mix, make_restaurants
+from config.topics import TopicNames
+from streams.admin import ensure_topics
+from tests.support.stack import create_database_async, running_stack
+from tests.support.workers import WorkerProcess
+
+SAMPLE_S = 5.0
+PASS_SHARE = 0.80  # last 10 % at >= 80 % of the first 10 %'s rate
+SOAK_RETENTION = {"dedupe_retention_days": 120 / 86_400, "prune_interval_s": 15.0}
+BOOKKEEPING = ("processed_events", "allocation_requests_done", "submissions", "outbox")
+
+
+async def committed(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> int:
+    total = 0
+    for tp in partitions:
+        offset = await consumer.committed(tp)
+        total += offset or 0
+    return total
+
+
+async def database_sizes(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, pg_total_relation_size(c.oid) AS bytes FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r'")
+        total = await conn.fetchval("SELECT pg_database_size(current_database())")
+        counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in BOOKKEEPING}
+    finally:
+        await conn.close()
+    return {"database": int(total), **{r["relname"]: int(r["bytes"]) for r in rows},
+            **{f"rows:{t}": int(n) for t, n in counts.items()}}
+
+
+async def confirmations(url: str, keys: list[bytes]) -> dict[bytes, int]:
+    """Confirmed bookings among `keys`: the epoch ms of their confirming transaction."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT booking_id, (extract(epoch FROM updated_at) * 1000)::bigint AS ms"
+            " FROM bookings WHERE status = 'confirmed' AND booking_id = ANY($1::text[])",
+            [k.decode() for k in keys])
+    finally:
+        await conn.close()
+    return {r["booking_id"].encode(): r["ms"] for r in rows}
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))], 1)
+
+
+async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
+    cfg = replace(FULL, days=60, profile=False)
+    with running_stack(prefix="sfsoak-") as stack:
+        restaurants = make_restaurants(cfg)
+        template = await build_template(stack, restaurants, cfg)
+        print(f"  measuring capacity ({cfg.events} changes)", flush=True)
+        capacity = (await throughput_run(stack, template, restaurants, cfg, 0,
+                                         cfg.events)).changes_per_s
+        rate = max(50, int(capacity * share))
+        print(f"  capacity {capacity:.0f} changes/s: producing {changes} at {rate}/s "
+              f"(~{changes / rate / 60:.0f} min)", flush=True)
+
+        tag = "soak"
+        url = await create_database_async(stack, tag, template=template)
+        settings = run_settings(stack, url, tag, cfg).model_copy(update=SOAK_RETENTION)
+        topics = TopicNames(settings.topic_prefix)
+        await ensure_topics(settings)
+        t_gen = time.monotonic()
+        records, kinds = generate_mix(changes, restaurants, cfg, seed=cfg.seed + 7, tag=tag)
+        touched: dict[bytes, int] = {}
+        for key, _ in records:
+            touched[key] = touched.get(key, 0) + 1
+        timed = {k for k, v in records if touched[k] == 1 and b'"booking.created"' in v}
+        print(f"  generated {len(records)} changes in {time.monotonic() - t_gen:.0f} s "
+              f"({dict(kinds)}); {len(timed)} creates timed", flush=True)
+
+        worker = WorkerProcess(settings, stack.root / "soak-worker.log").start(timeout=60.0)
+        meter = CpuMeter(stack, worker.pid)
+        group = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap,
+                                 group_id=settings.app_id, enable_auto_commit=False)
+        await group.start()
+        partitions = [TopicPartition(topics.booking_changes, p) for p in range(cfg.partitions)]
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all",
+                                    enable_idempotence=False, linger_ms=10)
+        await producer.start()
+        sent_at: dict[bytes, int] = {}
+        samples: list[dict[str, Any]] = []
+        t0 = time.monotonic()
+
+        async def produce() -> None:
+            i = 0
+            while i < len(records):
+                due = min(len(records), int((time.monotonic() - t0) * rate) + 1)
+                while i < due:
+                    key, value = records[i]
+                    ts = time.time_ns() // 1_000_000
+                    await producer.send(topics.booking_changes, value, key=key, timestamp_ms=ts)
+                    if key in timed:
+                        sent_at[key] = ts
+                    i += 1
+                await asyncio.sleep(0.005)
+            await producer.flush()
+
+        async def sample() -> None:
+            next_db = 0.0
+            while True:
+                now = time.monotonic() - t0
+                entry: dict[str, Any] = {"t_s": round(now, 1),
+                                         "consumed": await committed(group, partitions)}
+                if now >= next_db:
+                    entry["sizes"] = await database_sizes(url)
+                    next_db = now + 30
+                samples.append(entry)
+                worker.check_alive("the soak")
+                if entry["consumed"] >= len(records):
+                    return
+                await asyncio.sleep(SAMPLE_S)
+
+        try:
+            sampler = asyncio.create_task(sample())
+            await produce()
+            print(f"  produced everything after {time.monotonic() - t0:.0f} s", flush=True)
+            await asyncio.wait_for(sampler, timeout=3600)
+            samples.append({"t_s": round(time.monotonic() - t0, 1),
+                            "consumed": len(records), "sizes": await database_sizes(url)})
+            cpu = meter.used()
+            confirmed_at = await confirmations(url, sorted(sent_at))
+        finally:
+            await producer.stop()
+            await group.stop()
+            worker.stop()
+
+    # Throughput per sample interval, and the first / last 10 % of the changes.
+    def crossing(count: float) -> float:
+        for a, b in zip(samples, samples[1:], strict=False):
+            if b["consumed"] >= count:
+                span = b["consumed"] - a["consumed"]
+                return a["t_s"] + (b["t_s"] - a["t_s"]) * (count - a["consumed"]) / max(span, 1)
+        return samples[-1]["t_s"]
+
+    n = len(records)
+    first = 0.1 * n / max(crossing(0.1 * n) - crossing(1), 1e-9)
+    last = 0.1 * n / max(crossing(n) - crossing(0.9 * n), 1e-9)
+    series = []
+    for a, b in zip(samples, samples[1:], strict=False):
+        if b["t_s"] > a["t_s"]:
+            series.append({"t_s": b["t_s"],
+                           "changes_per_s": round((b["consumed"] - a["consumed"])
+                                                  / (b["t_s"] - a["t_s"]), 1)})
+    latency_windows: dict[int, list[float]] = {}
+    start_ms = min(sent_at.values())
+    for key, sent in sent_at.items():
+        confirmed = confirmed_at.get(key)
+        if confirmed is not None:
+            latency_windows.setdefault(int((sent - start_ms) / 1000 // 30),
+                                       []).append(confirmed - sent)
+    latency = [{"t_s": w * 30, "n": len(v), "p50_ms": _percentile(v, 50),
+                "p99_ms": _percentile(v, 99)} for w, v in sorted(latency_windows.items())]
+    sizes = [{"t_s": s["t_s"], **s["sizes"]} for s in samples if "sizes" in s]
+    result = {
+        "benchmark": "soak",
+        "code": code_version(),
+        "changes": n, "kinds": dict(kinds), "restaurants": len(restaurants), "days": cfg.days,
+        "capacity_changes_per_s": capacity, "offered_rate": rate, "share": share,
+        "settings": SOAK_RETENTION,
+        "first_10pct_changes_per_s": round(first, 1),
+        "last_10pct_changes_per_s": round(last, 1),
+        "last_over_first": round(last / first, 3),
+        "target": f"last 10 % >= {PASS_SHARE:.0%} of the first 10 %",
+        "target_met": last >= PASS_SHARE * first,
+        "median_latency_p99_ms": statistics.median(
+            w["p99_ms"] for w in latency if w["p99_ms"] is not None) if latency else None,
+        "unconfirmed_timed_creates": sum(1 for k in sent_at if k not in confirmed_at),
+        "cpu_seconds": cpu,
+        "throughput": series,
+        "latency": latency,
+        "sizes": sizes,
+    }
+    write_results(result, out)
+    return result
+
+
+def write_results(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "soak.json").write_text(json.dumps(result, indent=2))
+    charts(result, out)
+
+
+def charts(result: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    t = [p["t_s"] / 60 for p in result["throughput"]]
+    top.plot(t, [p["changes_per_s"] for p in result["throughput"]], lw=1)
+    top.axhline(result["offered_rate"], color="grey", ls=":", label="offered rate")
+    top.set_ylabel("changes consumed /s")
+    top.set_title(f"Soak: {result['changes']:,} changes; last 10 % at "
+                  f"{result['last_over_first']:.0%} of the first 10 %'s rate")
+    top.legend(fontsize=8)
+    lat = [w for w in result["latency"] if w["p99_ms"] is not None]
+    bottom.plot([w["t_s"] / 60 for w in lat], [w["p99_ms"] for w in lat], label="p99")
+    bottom.plot([w["t_s"] / 60 for w in lat], [w["p50_ms"] for w in lat], label="p50")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("create sent -> confirmed (ms)")
+    bottom.set_xlabel("minutes into the soak")
+    bottom.legend(fontsize=8)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "soak_throughput.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    sizes = result["sizes"]
+    t = [s["t_s"] / 60 for s in sizes]
+    mib = 1024 * 1024
+    ax.plot(t, [s["database"] / mib for s in sizes], label="whole database", lw=2)
+    for table in ("bookings", "notifications", "booking_tables", *BOOKKEEPING):
+        ax.plot(t, [s.get(table, 0) / mib for s in sizes], label=table, lw=1)
+    ax.set_xlabel("minutes into the soak")
+    ax.set_ylabel("MiB on disk")
+    ax.set_title("Database size: booking data grows with bookings; bookkeeping stays bounded")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "soak_database.png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=1_000_000)
+    parser.add_argument("--share", type=float, default=0.7, help="of the measured capacity")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    result = asyncio.run(soak(args.changes, args.share, args.out))
+    print(json.dumps({k: result[k] for k in (
+        "changes", "capacity_changes_per_s", "offered_rate", "first_10pct_changes_per_s",
+        "last_10pct_changes_per_s", "last_over_first", "target_met", "median_latency_p99_ms",
+        "unconfirmed_timed_creates", "cpu_seconds")}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
