@@ -90,6 +90,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
     cfg = replace(FULL, days=60, profile=False)
+    code = code_version()  # the tree as the worker starts: the soak outlasts edits to it
     with running_stack(prefix="sfsoak-") as stack:
         restaurants = make_restaurants(cfg)
         template = await build_template(stack, restaurants, cfg)
@@ -150,11 +151,20 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
                 if now >= next_db:
                     entry["sizes"] = await database_sizes(url)
                     next_db = now + 30
+                    progress(entry)
                 samples.append(entry)
                 worker.check_alive("the soak")
                 if entry["consumed"] >= len(records):
                     return
                 await asyncio.sleep(SAMPLE_S)
+
+        def progress(entry: dict[str, Any]) -> None:
+            recent = [s for s in samples if s["t_s"] >= entry["t_s"] - 60] or [entry]
+            span = max(entry["t_s"] - recent[0]["t_s"], 1e-9)
+            rate_now = (entry["consumed"] - recent[0]["consumed"]) / span
+            print(f"  {entry['t_s'] / 60:5.1f} min: {entry['consumed']:>9,} of {len(records):,}"
+                  f" consumed ({rate_now:.0f}/s over the last minute), database"
+                  f" {entry['sizes']['database'] / 2**20:.0f} MiB", flush=True)
 
         try:
             sampler = asyncio.create_task(sample())
@@ -199,7 +209,7 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
     sizes = [{"t_s": s["t_s"], **s["sizes"]} for s in samples if "sizes" in s]
     result = {
         "benchmark": "soak",
-        "code": code_version(),
+        "code": code,
         "changes": n, "kinds": dict(kinds), "restaurants": len(restaurants), "days": cfg.days,
         "capacity_changes_per_s": capacity, "offered_rate": rate, "share": share,
         "settings": SOAK_RETENTION,
