@@ -125,11 +125,16 @@ class BookingRepository:
     ) -> dict[str, BookingState]:
         """Pending bookings named by requests, plus every retryable pending one of swept
         (restaurant, date)s, row-locked."""
+        # Two index lookups (by id; by restaurant and day among pending ones), not one OR
+        # over every pending booking: with an OR the planner scans them all, and the scan
+        # grows with the backlog it is there to drain (found by bench.soak).
         rows = await self.conn.fetch(
-            f"SELECT {_BOOKING_COLUMNS} FROM bookings b WHERE status = 'pending' AND ("
-            " booking_id = ANY($1::text[]) OR (alloc_state IN ('queued', 'retry', 'exhausted')"
-            "  AND (restaurant_id, booking_date) IN (SELECT * FROM unnest($2::text[],"
-            "  $3::date[])))) ORDER BY booking_id FOR UPDATE",
+            f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE status = 'pending' AND booking_id IN ("
+            " SELECT booking_id FROM bookings WHERE booking_id = ANY($1::text[])"
+            " UNION SELECT b.booking_id FROM unnest($2::text[], $3::date[]) AS d(r, day)"
+            "  JOIN bookings b ON b.restaurant_id = d.r AND b.booking_date = d.day"
+            "  AND b.status = 'pending' AND b.alloc_state IN ('queued', 'retry', 'exhausted'))"
+            " ORDER BY booking_id FOR UPDATE",
             booking_ids,
             [r for r, _ in sweeps],
             [d for _, d in sweeps],
@@ -173,7 +178,10 @@ class BookingRepository:
             " JOIN booking_tables bt ON bt.restaurant_id = d.r"
             "  AND bt.booking_date BETWEEN d.day - 1 AND d.day + 1"
             # Only what can touch a window starting that day: neighbours crossing midnight.
-            "  AND bt.during && tsrange(d.day::timestamp, (d.day + 2)::timestamp)"
+            # Written as bounds, not `during && tsrange(...)`: the overlap operator lets the
+            # planner AND in the exclusion constraint's GiST index, which matches every
+            # restaurant's bookings of those days and grows with the whole table (bench.soak).
+            "  AND lower(bt.during) < (d.day + 2)::timestamp AND upper(bt.during) > d.day::timestamp"
             " JOIN restaurant_tables rt ON rt.table_key = bt.table_key"
             " JOIN bookings b ON b.booking_id = bt.booking_id"
             " ORDER BY bt.booking_id, rt.table_id",
