@@ -44,6 +44,7 @@ PASS_SHARE = 0.80  # last 10 % at >= 80 % of the first 10 %'s rate
 # Stop (and fail) when the worker is this many seconds of offered load behind: a soak that
 # cannot keep up would otherwise run for hours to say what the first minutes showed.
 MAX_BACKLOG_S = 300.0
+LINGER_MS = 200
 SOAK_RETENTION = {"dedupe_retention_days": 120 / 86_400, "prune_interval_s": 15.0}
 BOOKKEEPING = ("processed_events", "allocation_requests_done", "submissions", "outbox")
 
@@ -131,8 +132,13 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
                                  group_id=settings.app_id, enable_auto_commit=False)
         await group.start()
         partitions = [TopicPartition(topics.booking_changes, p) for p in range(cfg.partitions)]
+        # Batches of up to LINGER_MS per partition: Tansu's in-memory log (the embedded
+        # broker) fetches in time that grows with the number of record batches in a
+        # partition (docs/infrastructure.md); a million one-record batches would measure that,
+        # not seatflow. Apache Kafka indexes its log. Latency includes this wait.
         producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all",
-                                    enable_idempotence=False, linger_ms=10)
+                                    enable_idempotence=False, linger_ms=LINGER_MS,
+                                    max_batch_size=1 << 20)
         await producer.start()
         sent_at: dict[bytes, int] = {}
         samples: list[dict[str, Any]] = []
@@ -158,7 +164,8 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
             while True:
                 now = time.monotonic() - t0
                 entry: dict[str, Any] = {"t_s": round(now, 1),
-                                         "consumed": await committed(group, partitions)}
+                                         "consumed": await committed(group, partitions),
+                                         "cpu_s": meter.used()}
                 if now >= next_db:
                     entry["sizes"] = await database_sizes(url)
                     next_db = now + 30
@@ -178,10 +185,13 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
             recent = [s for s in samples if s["t_s"] >= entry["t_s"] - 60] or [entry]
             span = max(entry["t_s"] - recent[0]["t_s"], 1e-9)
             rate_now = (entry["consumed"] - recent[0]["consumed"]) / span
+            busy = ", ".join(
+                f"{k} {100 * (v - recent[0]['cpu_s'][k]) / span:.0f} %"
+                for k, v in entry["cpu_s"].items())
             slow = entry["sizes"]["slowest_active_query"]
             print(f"  {entry['t_s'] / 60:5.1f} min: {entry['consumed']:>9,} of {len(records):,}"
                   f" consumed ({rate_now:.0f}/s over the last minute), database"
-                  f" {entry['sizes']['database'] / 2**20:.0f} MiB"
+                  f" {entry['sizes']['database'] / 2**20:.0f} MiB; CPU {busy}"
                   + (f"; a statement running {slow['seconds']} s: {slow['query']}"
                      if slow and slow["seconds"] >= 1 else ""), flush=True)
 
@@ -237,7 +247,7 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
         "code": code,
         "changes": len(records), "consumed": n, "kinds": dict(kinds), "restaurants": len(restaurants), "days": cfg.days,
         "capacity_changes_per_s": capacity, "offered_rate": rate, "share": share,
-        "settings": SOAK_RETENTION,
+        "settings": SOAK_RETENTION, "producer_linger_ms": LINGER_MS,
         "first_10pct_changes_per_s": round(first, 1),
         "last_10pct_changes_per_s": round(last, 1),
         "last_over_first": round(last / first, 3),
