@@ -226,12 +226,27 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
     n = samples[-1]["consumed"] if fell_behind else len(records)
     first = 0.1 * n / max(crossing(0.1 * n) - crossing(1), 1e-9)
     last = 0.1 * n / max(crossing(n) - crossing(0.9 * n), 1e-9)
+    def cpu_ms_per_change(t_from: float, t_to: float) -> dict[str, float] | None:
+        """CPU per change consumed between two moments: unlike the rate, it does not move
+        with whatever else the machine runs, so it shows whether a change got dearer."""
+        inside = [s for s in samples if "cpu_s" in s and t_from <= s["t_s"] <= t_to]
+        if len(inside) < 2 or inside[-1]["consumed"] <= inside[0]["consumed"]:
+            return None
+        done = inside[-1]["consumed"] - inside[0]["consumed"]
+        return {k: round(1000 * (inside[-1]["cpu_s"][k] - inside[0]["cpu_s"][k]) / done, 3)
+                for k in inside[0]["cpu_s"]}
+
     series = []
     for a, b in zip(samples, samples[1:], strict=False):
         if b["t_s"] > a["t_s"]:
             series.append({"t_s": b["t_s"],
                            "changes_per_s": round((b["consumed"] - a["consumed"])
                                                   / (b["t_s"] - a["t_s"]), 1)})
+    cpu_series = []
+    for minute in range(int(samples[-1]["t_s"] // 60)):
+        per_change = cpu_ms_per_change(minute * 60, minute * 60 + 60)
+        if per_change is not None:
+            cpu_series.append({"t_s": minute * 60 + 60, **per_change})
     latency_windows: dict[int, list[float]] = {}
     start_ms = min(sent_at.values())
     for key, sent in sent_at.items():
@@ -251,6 +266,8 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
         "first_10pct_changes_per_s": round(first, 1),
         "last_10pct_changes_per_s": round(last, 1),
         "last_over_first": round(last / first, 3),
+        "first_10pct_cpu_ms_per_change": cpu_ms_per_change(crossing(1), crossing(0.1 * n)),
+        "last_10pct_cpu_ms_per_change": cpu_ms_per_change(crossing(0.9 * n), crossing(n)),
         "target": f"last 10 % >= {PASS_SHARE:.0%} of the first 10 %",
         "target_met": last >= PASS_SHARE * first and not fell_behind,
         "fell_behind_at_s": fell_behind[0] if fell_behind else None,
@@ -259,6 +276,7 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
         "unconfirmed_timed_creates": sum(1 for k in sent_at if k not in confirmed_at),
         "cpu_seconds": cpu,
         "throughput": series,
+        "cpu_ms_per_change_per_minute": cpu_series,
         "latency": latency,
         "sizes": sizes,
     }
@@ -325,7 +343,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = asyncio.run(soak(args.changes, args.share, args.out))
     print(json.dumps({k: result[k] for k in (
         "changes", "capacity_changes_per_s", "offered_rate", "first_10pct_changes_per_s",
-        "last_10pct_changes_per_s", "last_over_first", "target_met", "median_latency_p99_ms",
+        "last_10pct_changes_per_s", "last_over_first", "first_10pct_cpu_ms_per_change",
+        "last_10pct_cpu_ms_per_change", "target_met", "median_latency_p99_ms",
         "unconfirmed_timed_creates", "cpu_seconds")}, indent=2))
     return result
 
