@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from config.settings import Settings
+from config.settings import Settings, UnsafeWebBind, redact_url
 from seatflow.console import EXIT_OK, EXIT_USAGE, fail
 
 SAMPLE_RESTAURANT = Path(__file__).resolve().parent / "samples" / "ember-oak.yaml"
@@ -60,6 +60,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         run_worker(settings)
+    except UnsafeWebBind as exc:
+        return fail(f"settings: {exc}", EXIT_USAGE)
     except _start_errors() as exc:
         return fail(str(exc))
     return EXIT_OK
@@ -89,7 +91,10 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         try:
+            settings.check_web_access()
             host, kafka_port = parse_host_port(settings.kafka_bootstrap)
+        except UnsafeWebBind as exc:
+            return fail(f"settings: {exc}", EXIT_USAGE)
         except ValueError as exc:
             return fail(f"broker: SEATFLOW_KAFKA_BOOTSTRAP {exc}", EXIT_USAGE)
         if host not in _LOOPBACK_HOSTS:
@@ -134,7 +139,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
                 [
                     "seatflow dev: embedded stack is up",
                     f"  broker    {broker.bootstrap}  (Tansu, in memory: topics vanish on exit)",
-                    f"  database  {db_url}  {db_note}",
+                    f"  database  {redact_url(db_url)}  {db_note}",
                     f"  mail      {mail_dir}  (one .eml file per email)",
                     f"  health    http://127.0.0.1:{settings.web_port}/health",
                     f"  topics    prefix {settings.topic_prefix!r}; sample restaurant "
