@@ -5,6 +5,7 @@
     seatflow restaurants load FILE       validate and publish restaurant configuration
     seatflow dlq tail [--follow] [--json] [--limit N]
     seatflow dlq replay [--offset P:O ...] [--all] [--dry-run]
+    seatflow guests erase (--email ADDR | --booking ID) [--restaurant R]
 
 Heavy modules (Faust, aiokafka) are imported only by the command that needs them.
 Exit codes: 0 ok, 1 infrastructure trouble (one line on stderr), 2 bad input.
@@ -212,6 +213,16 @@ def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
     return replay(settings, offsets=list(args.offset or []), all_=args.all, dry_run=args.dry_run)
 
 
+# --- guests ------------------------------------------------------------------------------------
+
+
+def cmd_guests_erase(settings: Settings, args: argparse.Namespace) -> int:
+    from seatflow.guests import erase
+
+    return erase(settings, email=args.email, booking_id=args.booking,
+                 restaurant_id=args.restaurant)
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -264,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--all", action="store_true", help="every dead letter")
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed")
     replay.set_defaults(handler=cmd_dlq_replay)
+
+    guests = commands.add_parser("guests", help="guests' personal data")
+    guest_commands = guests.add_subparsers(dest="action", required=True, metavar="ACTION")
+    erase = guest_commands.add_parser(
+        "erase", help="erase a guest's name, email, phone and notes now (idempotent)")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", metavar="ADDR", help="every booking with this address")
+    who.add_argument("--booking", metavar="ID", help="this booking's guest data")
+    erase.add_argument("--restaurant", metavar="R",
+                       help="with --email: only this restaurant's bookings")
+    erase.set_defaults(handler=cmd_guests_erase)
     return parser
 
 
