@@ -33,17 +33,21 @@ def needles(values: Iterable[str | None]) -> list[str]:
     return sorted(found, key=lambda v: (-len(v), v))
 
 
+def _whole(value: str) -> str:
+    # As a whole word, case-insensitive: a guest called "Con" must not match "confirmed".
+    return r"(?<!\w)" + re.escape(value) + r"(?!\w)"
+
+
 def redact(text: str, *values: str | None) -> str:
-    """`text` without the given personal values (case-insensitive) or any email address:
-    for error messages that are stored, published or logged."""
+    """`text` without the given personal values or any email address: for error messages
+    that are stored, published or logged."""
     for value in needles(values):
-        text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
+        text = re.sub(_whole(value), REDACTED, text, flags=re.IGNORECASE)
     return _ADDRESS.sub(REDACTED, text)
 
 
 def contains_any(text: str, values: list[str]) -> bool:
-    lowered = text.lower()
-    return any(v.lower() in lowered for v in values)
+    return any(re.search(_whole(v), text, flags=re.IGNORECASE) for v in values)
 
 
 def _is_identifier(key: str) -> bool:
@@ -53,8 +57,8 @@ def _is_identifier(key: str) -> bool:
 
 
 def scrub_json(value: Any, values: list[str]) -> Any:
-    """A JSON value with every string that holds one of `values` (case-insensitive)
-    replaced by null, identifiers excepted; the rest unchanged."""
+    """A JSON value with every string that holds one of `values` (as a whole word,
+    case-insensitive) replaced by null, identifiers excepted; the rest unchanged."""
     if isinstance(value, str):
         return None if contains_any(value, values) else value
     if isinstance(value, list):
@@ -79,7 +83,7 @@ def scrub_bytes(data: bytes | None, values: list[str]) -> bytes | None:
     if data is None:
         return None
     for value in values:
-        data = re.sub(re.escape(value.encode()), ERASED.encode(), data, flags=re.IGNORECASE)
+        data = re.sub(_whole(value).encode(), ERASED.encode(), data, flags=re.IGNORECASE)
     return data
 
 

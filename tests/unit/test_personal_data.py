@@ -305,3 +305,13 @@ def test_compose_workers_serve_their_published_port_behind_the_token(
         s = settings_with(clean_env, **environment_of(svc))
         s.check_web_access()
         assert s.api_token is not None and s.web_bind == "0.0.0.0"
+
+
+def test_short_names_match_only_whole_words() -> None:
+    record = {"status": "confirmed", "kind": "confirmed", "to": "con@x.io",
+              "context": {"error": "refused Con"}}
+    assert scrub_json(record, needles(["Con", "con@x.io"])) == {
+        "status": "confirmed", "kind": "confirmed", "to": None, "context": {"error": None}}
+    assert redact("connection to Con refused", "Con") == "connection to <redacted> refused"
+    assert scrub_bytes(b'{"s": "confirmed", "n": "Con"}', ["Con"]) == (
+        b'{"s": "confirmed", "n": "(erased)"}')
