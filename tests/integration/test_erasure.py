@@ -142,7 +142,8 @@ async def test_erase_by_email_leaves_no_trace_sends_nothing_more_and_is_idempote
     assert "no personal data of this guest is stored" in again.stdout
     assert await rows_of(url, a, b) == before
     ops = await h.topic_values("ops_events", min_count=1)
-    assert [e["context"]["count"] for e in ops_of(ops, "guest.erased")] == [2, 0]
+    # No key: the two events may sit on different partitions, in either order.
+    assert sorted(e["context"]["count"] for e in ops_of(ops, "guest.erased")) == [0, 2]
 
     # By booking: the other guest's one booking.
     by_booking = run_erase(h.settings, "--booking", other)
