@@ -31,7 +31,8 @@ NOW = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
 def guest(tag: str, name: str) -> dict[str, str]:
     return {"customer_name": f"{name} Quibblethorpe{tag}",
             "customer_email": f"{name.lower()}.q.{tag}@privacy.example",
-            "customer_phone": f"+44 7700 {tag}", "notes": f"{name} likes the window {tag}"}
+            "customer_phone": f"+44 7700 {tag} {ord(name[0])}",
+            "notes": f"{name} likes the window {tag}"}
 
 
 def run_erase(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
