@@ -15,6 +15,8 @@ def run_worker(settings: Settings) -> None:
     from seatflow.database import database_url
     from streams.admin import ensure_topics
 
+    # Before anything starts: never serve guests' data to the network unasked.
+    settings.check_web_access()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     # The worker decides the database before Faust starts (embedded: started or attached).

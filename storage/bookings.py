@@ -19,7 +19,8 @@ _STATE_FIELDS = [
     "source", "channel", "idempotency_key", "ever_confirmed", "alloc_state", "attempts",
     "last_failure", "version",
 ]
-_BOOKING_COLUMNS = ", ".join(_STATE_FIELDS)
+# Read with the state, never written by `save` (erasure sets it: storage.guest_data).
+_BOOKING_COLUMNS = ", ".join(_STATE_FIELDS) + ", erased_at IS NOT NULL AS personal_data_erased"
 
 # Column -> PostgreSQL array type, for the one-statement unnest upsert below.
 _BOOKING_TYPES = {
@@ -51,7 +52,8 @@ _SAVE_SQL = (
 
 
 def _state(row: asyncpg.Record, table_ids: tuple[str, ...]) -> BookingState:
-    return BookingState(**{k: row[k] for k in _STATE_FIELDS}, table_ids=table_ids)
+    return BookingState(**{k: row[k] for k in _STATE_FIELDS}, table_ids=table_ids,
+                        personal_data_erased=row["personal_data_erased"])
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,8 @@ class BookingRepository:
             "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
             " end_time, party_size, customer_name, customer_email, customer_phone, notes,"
             " source, channel, idempotency_key, alloc_state, attempts, last_failure, version,"
-            " updated_at FROM bookings WHERE booking_id = $1",
+            " updated_at, erased_at IS NOT NULL AS personal_data_erased"
+            " FROM bookings WHERE booking_id = $1",
             booking_id,
         )
         if row is None:
