@@ -2,6 +2,7 @@
 
     seatflow worker                      run one worker (configured or embedded infrastructure)
     seatflow dev                         embedded broker + PostgreSQL + SMTP sink, sample, worker
+    seatflow schema [--out DIR]          JSON Schemas and an AsyncAPI document of the topics
     seatflow restaurants load FILE       validate and publish restaurant configuration
     seatflow dlq tail [--follow] [--json] [--limit N]
     seatflow dlq replay [--offset P:O ...] [--all] [--dry-run]
@@ -165,6 +166,20 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous_sigterm)
 
 
+# --- schema ------------------------------------------------------------------------------------
+
+
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from seatflow.schemas import write_schemas
+
+    try:
+        written = write_schemas(args.out)
+    except OSError as exc:
+        return fail(f"schema: cannot write to --out {args.out} ({exc})")
+    print("\n".join(str(path) for path in written), flush=True)
+    return EXIT_OK
+
+
 # --- restaurants -------------------------------------------------------------------------------
 
 
@@ -233,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the embedded broker, PostgreSQL and mail sink, load the sample, run a worker",
     )
     dev.set_defaults(handler=cmd_dev)
+
+    schema = commands.add_parser(
+        "schema", help="write the message schemas (JSON Schema, AsyncAPI) for other teams"
+    )
+    schema.add_argument("--out", type=Path, default=Path("docs/schemas"), metavar="DIR",
+                        help="folder to write to (default docs/schemas)")
+    schema.set_defaults(handler=cmd_schema)
 
     restaurants = commands.add_parser("restaurants", help="restaurant configuration")
     restaurant_commands = restaurants.add_subparsers(dest="action", required=True, metavar="ACTION")
