@@ -481,6 +481,45 @@ def test_the_image_is_lean_multi_arch_non_root_and_healthchecked(
         assert "platform" not in service, f"{name} pins one architecture"
 
 
+# --- TLS + SASL variant (docker-compose.kafka-tls.yml, not run here) ------------------------------
+
+
+def test_the_tls_sasl_override_is_consistent_with_the_stack(services: dict[str, dict]) -> None:
+    override = yaml.safe_load((REPO_ROOT / "docker-compose.kafka-tls.yml").read_text())["services"]
+    assert set(override) - set(services) == {"kafka-scram-init"}, "overrides an unknown service"
+    secure: dict[str, tuple[str, int]] = {}
+    mechanisms: set[str] = set()
+    for name, node in override.items():
+        if name not in services or not str(services[name].get("image", "")).startswith("apache/kafka"):
+            continue
+        env = {**environment_of(services[name]), **environment_of(node)}
+        protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+        bound, advertised = listeners(env["KAFKA_LISTENERS"]), listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+        base = listeners(environment_of(services[name])["KAFKA_ADVERTISED_LISTENERS"])
+        assert base.items() <= advertised.items(), f"{name}: lost a listener of the base file"
+        [listener] = [n for n, p in protocols.items() if p == "SASL_SSL"]
+        assert bound[listener][1] == advertised[listener][1], f"{name}: {listener} port"
+        secure[name] = advertised[listener]
+        mechanisms |= set(env["KAFKA_SASL_ENABLED_MECHANISMS"].split(","))
+    assert len(secure) == 3, secure
+
+    known = setting_env_names()
+    scram = " ".join(map(str, override["kafka-scram-init"]["entrypoint"]))
+    for name in ("worker", "seatflow-init"):
+        env = environment_of(override[name])
+        assert {k for k in env if SETTING_NAME.match(k)} <= known, f"{name}: unknown setting"
+        assert env["SEATFLOW_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["SEATFLOW_KAFKA_SASL_MECHANISM"] in mechanisms
+        assert f"{env['SEATFLOW_KAFKA_SASL_MECHANISM']}=[" in scram, "init writes another mechanism"
+        assert f"--entity-name {env['SEATFLOW_KAFKA_SASL_USERNAME']}" in scram
+        bootstrap = {tuple(hp.rsplit(":", 1)) for hp in env["SEATFLOW_KAFKA_BOOTSTRAP"].split(",")}
+        assert bootstrap == {(h, str(p)) for h, p in secure.values()}, f"{name}: not the SASL_SSL listener"
+        mounted = {str(v).split(":")[1] for v in override[name]["volumes"]}
+        assert env["SEATFLOW_KAFKA_SSL_CAFILE"] in mounted, f"{name}: the CA file is not mounted"
+        assert override[name]["depends_on"]["kafka-scram-init"]["condition"] == (
+            "service_completed_successfully")
+
+
 # --- docs ----------------------------------------------------------------------------------------
 
 
