@@ -26,6 +26,7 @@ from config.topics import TopicNames
 from models.events import SCHEMA_VERSION, BookingChange, ChangeType, utcnow
 from models.restaurant import RestaurantConfig
 from streams import admin
+from streams.connection import start_client
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -72,7 +73,7 @@ class Publisher:
         if not self._started:
             if self._ensure_topics:
                 await admin.ensure_topics(self._settings)
-            await self._producer.start()
+            await start_client(self._producer, self._settings)
             self._started = True
 
     async def stop(self) -> None:

@@ -48,12 +48,13 @@ def _load_settings() -> Settings:
 def _start_errors() -> tuple[type[Exception], ...]:
     """Errors that mean "the worker could not start", said in one line."""
     from seatflow.database import DatabaseNotConfigured
+    from streams.connection import BrokerUnreachable
 
     try:
         from devstack import EmbeddedStartError
     except ImportError:  # a production install, without the devstack extra
-        return (DatabaseNotConfigured,)
-    return (DatabaseNotConfigured, EmbeddedStartError)
+        return (DatabaseNotConfigured, BrokerUnreachable)
+    return (DatabaseNotConfigured, BrokerUnreachable, EmbeddedStartError)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -188,6 +189,7 @@ def cmd_restaurants_load(settings: Settings, args: argparse.Namespace) -> int:
 
     from config.topics import TopicNames
     from producers.restaurants import ConfigFileError, load_file, publish_configs
+    from streams.connection import BrokerUnreachable
 
     try:
         configs = load_file(args.file)
@@ -195,6 +197,8 @@ def cmd_restaurants_load(settings: Settings, args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_USAGE)
     try:
         count = _run_async(publish_configs(settings, configs))
+    except BrokerUnreachable as exc:
+        return fail(str(exc))
     except (KafkaError, OSError) as exc:
         return fail(
             f"broker: cannot publish to {settings.kafka_bootstrap} ({type(exc).__name__}) — "

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from config.settings import Settings
 from config.topics import TopicNames
 from tests.support.stack import (
@@ -45,7 +47,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if env_name is None or value is None:
             env.pop(str(env_name), None)
             continue
-        if isinstance(value, list):
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
             value = ",".join(str(v) for v in value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
