@@ -71,9 +71,14 @@ class Publisher:
 
     async def start(self) -> None:
         if not self._started:
-            if self._ensure_topics:
-                await admin.ensure_topics(self._settings)
-            await start_client(self._producer, self._settings)
+            try:
+                if self._ensure_topics:
+                    await admin.ensure_topics(self._settings)
+                await start_client(self._producer, self._settings)
+            except BaseException:
+                # Closed, or aiokafka reports an unclosed producer as the process's last words.
+                await self._producer.stop()
+                raise
             self._started = True
 
     async def stop(self) -> None:

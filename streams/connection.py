@@ -70,7 +70,8 @@ async def _probe(server: str, options: dict[str, Any], settings: Settings) -> st
     except UnsupportedSaslMechanismError as exc:
         return f"{exc} — check SEATFLOW_KAFKA_SASL_MECHANISM"
     except TimeoutError:
-        return (f"no answer in {PROBE_TIMEOUT_MS // 1000} s — check the address and "
+        why = " (a plaintext listener never answers a TLS client)" if protocol.endswith("SSL") else ""
+        return (f"no answer in {PROBE_TIMEOUT_MS // 1000} s{why} — check the address and "
                 f"SEATFLOW_KAFKA_SECURITY_PROTOCOL ({protocol})")
     except KafkaConnectionError as exc:
         # A TLS alert after the handshake (TLS 1.3 checks the client certificate then)
