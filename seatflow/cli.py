@@ -118,6 +118,11 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={
                 "kafka_bootstrap": broker.bootstrap,
+                # The embedded broker is plaintext, whatever the environment says for Kafka.
+                "kafka_security_protocol": "PLAINTEXT",
+                **dict.fromkeys(["kafka_sasl_mechanism", "kafka_sasl_username",
+                                 "kafka_sasl_password", "kafka_ssl_cafile",
+                                 "kafka_ssl_certfile", "kafka_ssl_keyfile"]),
                 "database_url": db_url,
                 "smtp_host": "127.0.0.1",
                 "smtp_tls": "none",

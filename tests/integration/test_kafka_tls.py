@@ -66,7 +66,8 @@ async def test_the_tls_endpoint_refuses_plaintext(
             await plain.bootstrap()
     finally:
         await plain.close()
-    assert len(tls.proxy.refused) > refused, "the proxy never saw the plaintext client"
+    assert await asyncio.to_thread(tls.proxy.wait_refused, refused) > refused, (
+        "the proxy never refused the plaintext client")
 
     settings = tls_settings(stack, tls, tmp_path)
     plaintext = settings.model_copy(update={"kafka_security_protocol": "PLAINTEXT",
@@ -118,8 +119,10 @@ async def test_a_worker_and_restaurants_load_confirm_a_booking_over_tls(
         assert status == 200 and health["broker"] == "ok", health
     finally:
         await asyncio.to_thread(worker.stop)
-    # Worker, loader, publisher and reader each connected through the proxy's TLS.
-    assert tls.proxy.handshakes >= handshakes + 4
+    dead = await asyncio.to_thread(seatflow, settings, "dlq", "tail")
+    assert dead.returncode == 0 and "no dead letters in" in dead.stderr, dead.stderr
+    # Worker, loader, publisher, reader and `dlq tail` each connected through the proxy's TLS.
+    assert tls.proxy.handshakes >= handshakes + 5
 
 
 async def test_a_wrong_ca_fails_at_start_naming_the_problem_and_the_setting(
@@ -150,7 +153,8 @@ async def test_mutual_tls_needs_the_client_certificate(
         refused = await asyncio.to_thread(seatflow, without, "restaurants", "load", str(config))
         assert refused.returncode == 1, refused.stderr
         assert "SEATFLOW_KAFKA_SSL_CERTFILE" in refused.stderr.strip().splitlines()[-1]
-        assert mtls.proxy.refused, "the proxy accepted a client without a certificate"
+        assert await asyncio.to_thread(mtls.proxy.wait_refused, 0), (
+            "the proxy accepted a client without a certificate")
 
         with_cert = without.model_copy(update={"kafka_ssl_certfile": client.cert,
                                                "kafka_ssl_keyfile": client.key})

@@ -100,6 +100,7 @@ class TlsProxy:
         self.port = port or free_port()
         self.handshakes = 0
         self.refused: list[str] = []
+        self._refusal = threading.Condition()
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(server.cert, server.key)
         if client_ca is not None:  # mutual TLS: only clients with a certificate of client_ca
@@ -114,6 +115,13 @@ class TlsProxy:
     @property
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    def wait_refused(self, more_than: int, timeout: float = 10.0) -> int:
+        """How many handshakes were refused, once more than `more_than` (or at `timeout`):
+        the client may see the connection close before the proxy has counted it."""
+        with self._refusal:
+            self._refusal.wait_for(lambda: len(self.refused) > more_than, timeout)
+            return len(self.refused)
 
     def start(self) -> TlsProxy:
         self._thread.start()
@@ -138,8 +146,10 @@ class TlsProxy:
         try:
             await writer.start_tls(self._context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
         except (ssl.SSLError, OSError, TimeoutError) as exc:
-            self.refused.append(f"{type(exc).__name__}: {exc}")
             writer.transport.abort()
+            with self._refusal:
+                self.refused.append(f"{type(exc).__name__}: {exc}")
+                self._refusal.notify_all()
             return
         self.handshakes += 1
         try:
