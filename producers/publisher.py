@@ -26,6 +26,7 @@ from config.topics import TopicNames
 from models.events import SCHEMA_VERSION, BookingChange, ChangeType, utcnow
 from models.restaurant import RestaurantConfig
 from streams import admin
+from streams.connection import start_client
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -70,9 +71,14 @@ class Publisher:
 
     async def start(self) -> None:
         if not self._started:
-            if self._ensure_topics:
-                await admin.ensure_topics(self._settings)
-            await self._producer.start()
+            try:
+                if self._ensure_topics:
+                    await admin.ensure_topics(self._settings)
+                await start_client(self._producer, self._settings)
+            except BaseException:
+                # Closed, or aiokafka reports an unclosed producer as the process's last words.
+                await self._producer.stop()
+                raise
             self._started = True
 
     async def stop(self) -> None:
