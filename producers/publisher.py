@@ -70,9 +70,14 @@ class Publisher:
 
     async def start(self) -> None:
         if not self._started:
-            if self._ensure_topics:
-                await admin.ensure_topics(self._settings)
-            await self._producer.start()
+            try:
+                if self._ensure_topics:
+                    await admin.ensure_topics(self._settings)
+                await self._producer.start()
+            except BaseException:
+                # Closed, so it does not complain "Unclosed AIOKafkaProducer" on exit.
+                await self._producer.stop()
+                raise
             self._started = True
 
     async def stop(self) -> None:

@@ -291,7 +291,10 @@ def publish(settings: Settings, change: Any) -> None:
     from aiokafka.errors import KafkaError
 
     from producers.publisher import Publisher
+    from seatflow.logs import quiet_clients
     from streams.admin import TopicCreationError
+
+    quiet_clients()
 
     async def send() -> None:
         async with Publisher(settings, client_id="seatflow-cli") as publisher:
@@ -301,10 +304,17 @@ def publish(settings: Settings, change: Any) -> None:
     try:
         asyncio.run(asyncio.wait_for(send(), PUBLISH_TIMEOUT_S))
     except (KafkaError, OSError, TimeoutError, TopicCreationError) as exc:
-        detail = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
         raise BrokerUnreachable(
-            f"broker: cannot publish to {settings.kafka_bootstrap} ({detail}) — is "
-            "`seatflow dev` running, or SEATFLOW_KAFKA_BOOTSTRAP set?") from exc
+            f"broker: cannot publish to {settings.kafka_bootstrap} ({describe_error(exc)}) — "
+            "is `seatflow dev` running, or SEATFLOW_KAFKA_BOOTSTRAP set?") from exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """`KafkaConnectionError: Unable to bootstrap …`, the class named once."""
+    name, text = type(exc).__name__, str(exc)
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def _publish_or_fail(settings: Settings, change: Any) -> int | None:

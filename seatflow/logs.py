@@ -89,3 +89,9 @@ def configure(fmt: LogFormat = "text", *, verbose: bool = False,
         if not verbose:
             logger.addFilter(_Milestones(texts))
     return handler
+
+
+def quiet_clients() -> None:
+    """For a command that says in one line what went wrong with the broker: aiokafka's own
+    connection errors would repeat it, with a traceback-like tail."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

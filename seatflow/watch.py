@@ -303,7 +303,10 @@ async def watch_async(
     from aiokafka.errors import KafkaError
 
     from config.kafka import KafkaTlsError
+    from seatflow.bookings_cli import describe_error
+    from seatflow.logs import quiet_clients
 
+    quiet_clients()
     out = out or sys.stdout
     err = err or sys.stderr
     names = TopicNames(settings.topic_prefix)
@@ -338,8 +341,7 @@ async def watch_async(
     except KafkaTlsError as exc:
         return fail(str(exc), EXIT_USAGE, err=err)
     except (KafkaError, OSError, TimeoutError) as exc:
-        detail = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
-        return fail(f"broker: cannot read from {settings.kafka_bootstrap} ({detail}) — is "
+        return fail(f"broker: cannot read from {settings.kafka_bootstrap} ({describe_error(exc)}) — is "
                     "`seatflow dev` running, or SEATFLOW_KAFKA_BOOTSTRAP set?", EXIT_FAILED,
                     err=err)
     finally:
