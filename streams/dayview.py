@@ -98,7 +98,7 @@ class Axis:
 
     @property
     def width(self) -> float:
-        return self.x(self.last_minute) + 8
+        return self.x(self.last_minute) + 24  # room for the last tick's label
 
     def clamp(self, minute: float) -> float:
         return min(max(minute, self.first_minute), self.last_minute)
@@ -216,9 +216,11 @@ def _bar(booking: DayBooking, row: _Row, axis: Axis, day: date) -> str:
     title = (f"{booking.booking_id}: {_hhmm(booking.start)}-{_hhmm(booking.end)}, party of "
              f"{booking.party_size}, {name} — {STATUS_LABELS[css]}; tables {tables}")
     label = str(booking.party_size)
-    room = int((x1 - x0 - 10) / 6.5)  # characters that fit after the party size
-    if name and room > len(label) + 3:
-        label = f"{label} · {name}"[:room]
+    room = int((x1 - x0 - 10) / 6.5)  # characters that fit on the bar
+    if name and room > len(label) + 4:
+        label = f"{label} · {name}"
+        if len(label) > room:
+            label = label[:room - 1].rstrip() + "…"
     parts = [
         f'<a class="booking {css}" href="{escape(booking_href(booking.booking_id))}" '
         f'data-booking-id="{escape(booking.booking_id)}" data-table-id="{escape(row.table_id)}" '
@@ -260,7 +262,7 @@ def _svg(cfg: RestaurantConfig, day: date, bookings: list[DayBooking],
                    f'y2="{y + ZONE_HEIGHT - 1}"/>')
     for i, row in enumerate(rows):
         css = "table-row" + (" inactive" if not row.active else "") + (" odd" if i % 2 else "")
-        seats = f" · {row.capacity}" if row.capacity is not None else ""
+        seats = f" · {row.capacity} seats" if row.capacity is not None else ""
         note = " (inactive)" if not row.active else ""
         out.append(
             f'<g class="{css}" data-table-id="{escape(row.table_id)}" '
