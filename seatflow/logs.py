@@ -21,6 +21,9 @@ LogFormat = Literal["text", "json"]
 # Top-level packages of the service: their loggers are the service's own.
 OWN_LOGGERS = ("agents", "config", "devstack", "domain", "mail", "models", "producers",
                "seatflow", "services", "storage", "streams")
+# Third-party loggers whose names fall under one of ours (aiosmtpd, the embedded mail sink,
+# logs every SMTP command to "mail.log"): kept at WARNING like any third party.
+FOREIGN = ("mail.log",)
 # Third-party INFO lines worth a person's attention: (logger, text in the message).
 MILESTONES = (("faust.tables.recovery", "Worker ready"),)
 # Attributes a log call may attach with `extra=`, carried as JSON fields.
@@ -78,6 +81,8 @@ def configure(fmt: LogFormat = "text", *, verbose: bool = False,
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
+    for name in FOREIGN:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     milestones: dict[str, list[str]] = {}
     for name, text in MILESTONES:
         milestones.setdefault(name, []).append(text)

@@ -11,7 +11,7 @@ import pytest
 
 from seatflow import logs
 
-TOUCHED = ["", *logs.OWN_LOGGERS, *(name for name, _ in logs.MILESTONES)]
+TOUCHED = ["", *logs.OWN_LOGGERS, *logs.FOREIGN, *(name for name, _ in logs.MILESTONES)]
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +30,7 @@ def emit_a_start_up() -> None:
     logging.getLogger("mode.services").info("[^--Consumer]: Starting...")
     logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group")
     logging.getLogger("aiohttp.access").info('127.0.0.1 "GET /health HTTP/1.1" 200')
+    logging.getLogger("mail.log").info("('127.0.0.1', 35282) >> b'DATA'")  # aiosmtpd
     logging.getLogger("faust.tables.recovery").info("[^---Recovery]: Resuming flow...")
     logging.getLogger("faust.tables.recovery").info("[^---Recovery]: Worker ready")
     logging.getLogger("streams.admin").info("created topic seatflow.booking-status")
@@ -57,8 +58,8 @@ def test_verbose_shows_every_logger_at_info() -> None:
     emit_a_start_up()
 
     text = out.getvalue()
-    assert len(text.splitlines()) == 7
-    for expected in ("[^--Consumer]: Starting...", "Joined group", "GET /health",
+    assert len(text.splitlines()) == 8
+    for expected in ("[^--Consumer]: Starting...", "Joined group", "GET /health", "b'DATA'",
                      "Resuming flow...", "Worker ready"):
         assert expected in text
     assert "claimed 3 rows" not in text  # DEBUG stays out
