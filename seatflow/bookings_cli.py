@@ -479,7 +479,8 @@ def describe(view: dict[str, Any], day_url: str | None = None) -> str:
     if not emails:
         rows.append(("emails", "-"))
     for i, mail in enumerate(emails):
-        line = f"{mail.get('kind')}: {mail.get('status')}"
+        status = "not sent" if mail.get("status") == "cancelled" else mail.get("status")
+        line = f"{mail.get('kind')}: {status}"
         if mail.get("recipient"):
             line += f" to {mail['recipient']}"
         if mail.get("reason"):

@@ -107,11 +107,32 @@ async def play(settings: Settings, restaurant_id: str, day: date, *,
     steps = script(restaurant_id, day, secrets.token_hex(2))
     async with Publisher(settings, client_id="seatflow-demo") as publisher:
         for what, change in steps:
+            if change.type == "booking.updated":
+                # An edit of a confirmed booking is a modification (its own emails, its
+                # own colour in the day view): wait for the confirmation first.
+                await asyncio.to_thread(wait_until_confirmed, settings,
+                                        change.booking.booking_id)
             await publisher.publish_change(change)
             await publisher.flush()
             say(f"demo: {what}  ({change.booking.booking_id})")
             await asyncio.sleep(pause_s)
     return len(steps)
+
+
+def wait_until_confirmed(settings: Settings, booking_id: str,
+                         timeout_s: float = READY_TIMEOUT_S) -> bool:
+    from seatflow.api import ApiError, get_booking
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            booking = get_booking(settings, booking_id)
+        except ApiError:
+            booking = None
+        if booking is not None and booking.get("status") == "confirmed":
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def wait_until_healthy(url: str, timeout_s: float = READY_TIMEOUT_S) -> bool:
