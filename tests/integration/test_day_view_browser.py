@@ -85,7 +85,7 @@ async def test_each_confirmed_bar_sits_on_its_tables_row_at_its_time(
                 key = (a.get_attribute("data-booking-id"), a.get_attribute("data-table-id"))
                 bars[key] = (box(a.find_element(By.CSS_SELECTOR, "rect.bar")),
                              int(a.get_attribute("data-start-minute")),
-                             a.get_attribute("href"))
+                             a.get_dom_attribute("href"))
             listed = {li.get_attribute("data-booking-id") for li in
                       driver.find_elements(By.CSS_SELECTOR, "aside.pending li.pending-booking")}
             shot = full_page_screenshot(driver, ARTIFACTS / f"day-view-{h.tag}.png")

@@ -65,7 +65,8 @@ class Background:
             time.sleep(0.1)
 
     def text(self) -> str:
-        return "\n".join(self.out)
+        """What the person sees in that terminal: stderr (the "watching" line) and stdout."""
+        return "\n".join([*self.err, *self.out])
 
     def interrupt(self) -> int:
         if self.process.poll() is None:
@@ -103,7 +104,7 @@ def test_the_readme_walkthrough_works_command_for_command(
     env = env_for(worker.settings)
     env["PATH"] = f"{SEATFLOW_BIN.parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("SEATFLOW_HOME", None)  # commands run where `make run` would: .seatflow here
-    matcher = Matcher(port=worker.settings.web_port)
+    matcher = Matcher(port=worker.settings.web_port, prefix=worker.settings.topic_prefix)
     watch: Background | None = None
     steps: list[Step] = readme_steps(README)
     assert steps, "no walkthrough in the README"

@@ -82,10 +82,12 @@ def chromium(width: int = 1600, height: int = 1000) -> Iterator[Any]:
 
 
 def full_page_screenshot(driver: Any, path: Path) -> Path:
-    """The whole page as a PNG at `path` (the window grown to the page's size first)."""
-    width, height = driver.execute_script(
-        "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-    driver.set_window_size(max(int(width) + 20, 800), max(int(height) + 20, 400))
+    """The whole page as a PNG at `path`: the viewport set to the page's size first (the
+    window size of headless Chromium includes room for browser chrome it does not draw)."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": int(size["width"]), "height": int(size["height"]),
+        "deviceScaleFactor": 1, "mobile": False})
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path

@@ -17,7 +17,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.topics import Topic
+
 SECTION = "## Try it"
+TOPICS = [t.value for t in Topic]
+_TOPIC_PREFIX = re.compile(r"\bseatflow\.(?=(?:" + "|".join(map(re.escape, TOPICS)) + r")\b)")
 WATCH_MARK = "<!-- watch -->"
 BOOKING_ID = re.compile(r"\bb-[0-9a-f]{10}\b")
 # What differs between runs, and the pattern that stands for it.
@@ -91,14 +95,16 @@ class Matcher:
 
     port: int | None = None
     ids: dict[str, str] = field(default_factory=dict)
+    # The run's topic prefix, for the README's `seatflow.` topic names.
+    prefix: str = "seatflow."
 
     def substitute(self, text: str) -> str:
-        """The README's text with the ids this run has learned (for commands)."""
+        """The README's text with this run's ids, port and topic prefix."""
         for readme_id, real_id in self.ids.items():
             text = text.replace(readme_id, real_id)
         if self.port is not None:
             text = text.replace("127.0.0.1:6066", f"127.0.0.1:{self.port}")
-        return text
+        return _TOPIC_PREFIX.sub(lambda _: self.prefix, text)
 
     def pattern(self, expected: str) -> re.Pattern[str]:
         text = _squash(self.substitute(expected))

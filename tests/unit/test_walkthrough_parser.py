@@ -79,6 +79,17 @@ def test_ids_times_dates_and_tables_may_differ() -> None:
                      "day http://127.0.0.1:41234/restaurants/r-ember/days/2031-01-07") == []
 
 
+def test_topic_names_carry_the_runs_prefix() -> None:
+    m = Matcher(prefix="t1234.")
+    expected = ["watching seatflow.booking-status, seatflow.dead-letters (Ctrl-C to stop)"]
+    assert m.missing(expected, "watching t1234.booking-status, t1234.dead-letters (Ctrl-C to "
+                               "stop)") == []
+    assert m.missing(expected, "watching seatflow.booking-status, seatflow.dead-letters "
+                               "(Ctrl-C to stop)") == expected
+    assert m.substitute("seatflow bookings show x; .seatflow/mail") == \
+        "seatflow bookings show x; .seatflow/mail"
+
+
 @pytest.mark.parametrize(
     "actual",
     [
