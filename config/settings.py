@@ -4,11 +4,20 @@ here, from the environment."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where the embedded stack keeps its state (PostgreSQL data, mail sink) unless told otherwise.
@@ -22,7 +31,8 @@ def _env(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    # Errors never quote what was given: it may be a password or a token.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     # --- infrastructure (unset -> embedded default) -------------------------------------
     kafka_bootstrap: str = Field(
@@ -53,7 +63,8 @@ class Settings(BaseSettings):
     smtp_host: str = Field("127.0.0.1", validation_alias=_env("SEATFLOW_SMTP_HOST"))
     smtp_port: int = Field(EMBEDDED_SMTP_PORT, validation_alias=_env("SEATFLOW_SMTP_PORT"))
     smtp_username: str | None = Field(None, validation_alias=_env("SEATFLOW_SMTP_USERNAME"))
-    smtp_password: str | None = Field(None, validation_alias=_env("SEATFLOW_SMTP_PASSWORD"))
+    # A secret: shown as '**********' in the settings' repr, dumps and errors.
+    smtp_password: SecretStr | None = Field(None, validation_alias=_env("SEATFLOW_SMTP_PASSWORD"))
     smtp_tls: Literal["none", "starttls", "tls"] = Field(
         "none", validation_alias=_env("SEATFLOW_SMTP_TLS")
     )
@@ -67,7 +78,15 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, ge=1, validation_alias=_env("SEATFLOW_TOPIC_REPLICATION"))
     app_id_override: str | None = Field(None, validation_alias=_env("SEATFLOW_APP_ID"))
     web_port: int = Field(6066, validation_alias=_env("SEATFLOW_WEB_PORT"))
-    web_host: str = Field("0.0.0.0", validation_alias=_env("SEATFLOW_WEB_HOST"))
+    # --- HTTP access (docs/deployment.md "Personal data") ----------------------------------
+    # Unset: 127.0.0.1 without an API token, every interface with one (`web_bind`).
+    web_host: str | None = Field(None, validation_alias=_env("SEATFLOW_WEB_HOST"))
+    # Every endpoint but /health and /metrics wants `Authorization: Bearer <token>`.
+    api_token: SecretStr | None = Field(None, validation_alias=_env("SEATFLOW_API_TOKEN"))
+    # Serve a wider address without a token (an authenticating proxy in front).
+    api_open: bool = Field(False, validation_alias=_env("SEATFLOW_API_OPEN"))
+    # Where the commands that read the API find it; unset: this host's SEATFLOW_WEB_PORT.
+    api_url: str | None = Field(None, validation_alias=_env("SEATFLOW_API_URL"))
 
     # --- behaviour ---------------------------------------------------------------------------
     inline_confirm_window_ms: int = Field(
@@ -152,6 +171,12 @@ class Settings(BaseSettings):
     # How often each worker prunes, and how many rows one pruning transaction deletes.
     prune_interval_s: float = Field(60.0, gt=0, validation_alias=_env("SEATFLOW_PRUNE_INTERVAL_S"))
     prune_batch_rows: int = Field(1000, ge=1, validation_alias=_env("SEATFLOW_PRUNE_BATCH_ROWS"))
+    # Guests' names, emails, phones and notes are erased from bookings this many days after
+    # the booking's date (the booking's facts stay). At least a day: a booking past midnight
+    # still has guests at the table on the next date.
+    guest_data_retention_days: float = Field(
+        30.0, ge=1, validation_alias=_env("SEATFLOW_GUEST_DATA_RETENTION_DAYS")
+    )
 
     @model_validator(mode="after")
     def _kafka_security_is_consistent(self) -> Self:
@@ -201,6 +226,29 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name}: no such file: {path}")
         return self
 
+    @field_validator("api_token", "smtp_password", "kafka_sasl_password", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # `SEATFLOW_API_TOKEN=` in a compose file or unit means "not set", not an empty secret.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        # The messages never quote the token.
+        if value is None:
+            return value
+        token = value.get_secret_value()
+        if len(token) < MIN_API_TOKEN_CHARS:
+            raise ValueError(f"SEATFLOW_API_TOKEN must be at least {MIN_API_TOKEN_CHARS} "
+                             "characters (e.g. `openssl rand -hex 32`)")
+        if not all("!" <= c <= "~" for c in token):
+            raise ValueError("SEATFLOW_API_TOKEN must be printable ASCII without spaces "
+                             "(it travels in an HTTP header)")
+        return value
+
     @field_validator("auto_assign_retry_delays_ms", mode="before")
     @classmethod
     def _parse_delays(cls, value: object) -> object:
@@ -237,9 +285,64 @@ class Settings(BaseSettings):
         return f"{stem}{digest}.worker"
 
     @property
+    def web_bind(self) -> str:
+        """The address the HTTP server listens on: SEATFLOW_WEB_HOST, else loopback unless
+        an API token protects guests' data."""
+        if self.web_host:
+            return self.web_host
+        return "0.0.0.0" if self.api_token is not None else "127.0.0.1"
+
+    def check_web_access(self) -> None:
+        """UnsafeWebBind when the worker would serve guests' data to the network unasked."""
+        if self.api_token is not None or self.api_open or is_loopback(self.web_bind):
+            return
+        raise UnsafeWebBind(
+            f"SEATFLOW_WEB_HOST={self.web_bind} would serve guests' personal data to the "
+            "network without authentication: set SEATFLOW_API_TOKEN, or bind 127.0.0.1, or "
+            "set SEATFLOW_API_OPEN=true if your own authenticating proxy guards the port"
+        )
+
+    @property
     def retry_delays_s(self) -> list[float]:
         return [d / 1000.0 for d in self.auto_assign_retry_delays_ms]
 
     @property
     def embedded_pgdata(self) -> Path:
         return self.home / "pgdata"
+
+    @field_serializer("database_url")
+    def _database_url_without_password(self, value: str | None) -> str | None:
+        return redact_url(value) if value else value
+
+    def __repr_args__(self) -> Any:
+        # A database URL may carry a password; secrets already print as '**********'.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "database_url" and value else value
+
+
+class UnsafeWebBind(ValueError):
+    """A wide HTTP bind without a token (docs/deployment.md "Personal data")."""
+
+
+MIN_API_TOKEN_CHARS = 16
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: may resolve to anything
+        return False
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (if any) replaced by '***', for banners and reprs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "<unparsable URL>"

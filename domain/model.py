@@ -44,6 +44,8 @@ class BookingState:
     last_failure: str | None = None
     # Status events decided for this booking so far (the last one's booking_version).
     version: int = 0
+    # The guest's data was erased (on request or past retention): it stays erased.
+    personal_data_erased: bool = False
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,15 @@ SEND = Delivery(True)
 
 
 def decide_delivery(
-    kind: str, recipient: str | None, booking_status: str | None, *, suppress: bool
+    kind: str, recipient: str | None, booking_status: str | None, *, suppress: bool,
+    erased: bool = False,
 ) -> Delivery:
     """A pending email (request_received, modification_pending) leaves only while its
     booking is still pending; an empty or synthetic (`@system.local`) recipient is never
-    mailed; SUPPRESS_EMAILS records the decision and sends nothing."""
+    mailed; nothing is mailed about a booking whose guest's data was erased;
+    SUPPRESS_EMAILS records the decision and sends nothing."""
+    if erased:
+        return Delivery(False, "skipped", "personal_data_erased")
     if kind in PENDING_KINDS and booking_status != "pending":
         return Delivery(False, "cancelled", "superseded")
     if recipient is None or not recipient.strip():

@@ -41,8 +41,9 @@ class SmtpRelay:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpRelay:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         return cls(settings.smtp_host, settings.smtp_port, settings.smtp_username or None,
-                   settings.smtp_password or None, settings.smtp_tls)
+                   password or None, settings.smtp_tls)
 
     def __repr__(self) -> str:  # never the password
         return f"SmtpRelay({self.host}:{self.port}, tls={self.tls}, user={self.username!r})"
@@ -140,7 +141,9 @@ class SmtpSender:
             if refused:
                 # Only possible with several recipients; the others have the message now, so
                 # a retry would duplicate it. Report, do not raise.
-                log.warning("some recipients refused %s: %s", msg["Message-ID"], refused)
+                # Reply codes only: the addresses are guests' personal data.
+                log.warning("some recipients refused %s: codes %s", msg["Message-ID"],
+                            sorted({code for code, _ in refused.values()}))
 
     async def close(self) -> None:
         """QUIT politely if connected; safe to call more than once."""
@@ -240,7 +243,8 @@ def _classify_reply(code: int, message: str, *, what: str) -> EmailSendError:
 def _classify_refusals(refusals: list[aiosmtplib.SMTPRecipientRefused]) -> EmailSendError:
     """Every recipient refused: permanent if any refusal is 5xx, else transient."""
     worst = max(refusals, key=lambda r: r.code)
-    detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in refusals)
+    # Not the address: the error is stored, published and logged (guests' personal data).
+    detail = "; ".join(f"{r.code} {r.message}" for r in refusals)
     return _classify_reply(worst.code, detail, what="recipient refused")
 
 

@@ -343,7 +343,7 @@ def _stored_or_fail(settings: Settings, booking_id: str) -> dict[str, Any] | int
     except api.ApiError as exc:
         return fail(str(exc), exc.exit_code)
     if stored is None:
-        return fail(f"booking {booking_id} not found: {api.base_url(settings)} does not know it "
+        return fail(f"booking {booking_id} not found: {api.api_base_url(settings)} does not know it "
                     "(a booking just sent may take a moment to arrive)")
     return stored
 
@@ -379,7 +379,7 @@ def cmd_update(settings: Settings, args: argparse.Namespace, out: TextIO | None 
         return fail("error: nothing to change: give at least one of --date, --time, --party, "
                     "--end, --name, --email, --phone, --notes, --source", EXIT_USAGE)
     try:
-        api.base_url(settings)
+        api.api_base_url(settings)
         build_change("booking.cancelled", args.booking_id, args.restaurant)  # ids are valid
     except BadInput as exc:
         return fail(f"error: {str(exc).replace('--booking-id', 'BOOKING_ID')}", EXIT_USAGE)
@@ -434,7 +434,7 @@ def cmd_show(settings: Settings, args: argparse.Namespace, out: TextIO | None = 
         return EXIT_OK
     day_url = None
     if stored.get("restaurant_id") and stored.get("booking_date"):
-        day_url = api.base_url(settings) + api.day_path(stored["restaurant_id"],
+        day_url = api.api_base_url(settings) + api.day_path(stored["restaurant_id"],
                                                         stored["booking_date"])
     print(describe(stored, day_url), file=out, flush=True)
     return EXIT_OK

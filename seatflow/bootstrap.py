@@ -43,7 +43,9 @@ def policies(settings: Settings) -> Policies:
         retention=RetentionPolicy(dedupe=timedelta(days=settings.dedupe_retention_days),
                                   email_records=timedelta(
                                       days=settings.email_record_retention_days),
-                                  batch_rows=settings.prune_batch_rows),
+                                  batch_rows=settings.prune_batch_rows,
+                                  guest_data=timedelta(
+                                      days=settings.guest_data_retention_days)),
     )
 
 

@@ -5,6 +5,7 @@
     seatflow restaurants load FILE       validate and publish restaurant configuration
     seatflow dlq tail [--follow] [--json] [--limit N]
     seatflow dlq replay [--offset P:O ...] [--all] [--dry-run]
+    seatflow guests erase (--email ADDR | --booking ID) [--restaurant R]
 
 Heavy modules (Faust, aiokafka) are imported only by the command that needs them.
 Exit codes: 0 ok, 1 infrastructure trouble (one line on stderr), 2 bad input.
@@ -21,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from config.settings import Settings
+from config.settings import Settings, UnsafeWebBind, redact_url
 from seatflow.console import EXIT_OK, EXIT_USAGE, fail
 
 SAMPLE_RESTAURANT = Path(__file__).resolve().parent / "samples" / "ember-oak.yaml"
@@ -60,6 +61,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         run_worker(settings)
+    except UnsafeWebBind as exc:
+        return fail(f"settings: {exc}", EXIT_USAGE)
     except _start_errors() as exc:
         return fail(str(exc))
     return EXIT_OK
@@ -89,7 +92,10 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         try:
+            settings.check_web_access()
             host, kafka_port = parse_host_port(settings.kafka_bootstrap)
+        except UnsafeWebBind as exc:
+            return fail(f"settings: {exc}", EXIT_USAGE)
         except ValueError as exc:
             return fail(f"broker: SEATFLOW_KAFKA_BOOTSTRAP {exc}", EXIT_USAGE)
         if host not in _LOOPBACK_HOSTS:
@@ -134,7 +140,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
                 [
                     "seatflow dev: embedded stack is up",
                     f"  broker    {broker.bootstrap}  (Tansu, in memory: topics vanish on exit)",
-                    f"  database  {db_url}  {db_note}",
+                    f"  database  {redact_url(db_url)}  {db_note}",
                     f"  mail      {mail_dir}  (one .eml file per email)",
                     f"  health    http://127.0.0.1:{settings.web_port}/health",
                     f"  topics    prefix {settings.topic_prefix!r}; sample restaurant "
@@ -207,6 +213,16 @@ def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
     return replay(settings, offsets=list(args.offset or []), all_=args.all, dry_run=args.dry_run)
 
 
+# --- guests ------------------------------------------------------------------------------------
+
+
+def cmd_guests_erase(settings: Settings, args: argparse.Namespace) -> int:
+    from seatflow.guests import erase
+
+    return erase(settings, email=args.email, booking_id=args.booking,
+                 restaurant_id=args.restaurant)
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -259,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--all", action="store_true", help="every dead letter")
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed")
     replay.set_defaults(handler=cmd_dlq_replay)
+
+    guests = commands.add_parser("guests", help="guests' personal data")
+    guest_commands = guests.add_subparsers(dest="action", required=True, metavar="ACTION")
+    erase = guest_commands.add_parser(
+        "erase", help="erase a guest's name, email, phone and notes now (idempotent)")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", metavar="ADDR", help="every booking with this address")
+    who.add_argument("--booking", metavar="ID", help="this booking's guest data")
+    erase.add_argument("--restaurant", metavar="R",
+                       help="with --email: only this restaurant's bookings")
+    erase.set_defaults(handler=cmd_guests_erase)
     return parser
 
 

@@ -17,6 +17,8 @@ def run_worker(settings: Settings, *, verbose: bool = False) -> None:
     from seatflow.logs import configure
     from streams.admin import ensure_topics
 
+    # Before anything starts: never serve guests' data to the network unasked.
+    settings.check_web_access()
     configure(settings.log_format, verbose=verbose)
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     # The worker decides the database before Faust starts (embedded: started or attached).

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.lifecycle import apply_change
 from domain.model import BookingState, OpsNote
+from domain.privacy import without_personal_data
 from domain.walkins import ResolvedContact, resolve_contact
 from models.events import BookingChange
 from models.restaurant import RestaurantConfig
@@ -131,6 +132,8 @@ async def apply_changes(
                     )
                 )
                 continue
+        if stored is not None and stored.personal_data_erased:
+            change = without_personal_data(change)
         contact = _contact(change, cfg, stored) if change.type != "booking.cancelled" else None
         decision = apply_change(
             stored, change, contact, cfg=cfg, auto_assign=policy.auto_assign,

@@ -26,6 +26,7 @@ import asyncpg
 
 from domain.model import OpsNote
 from domain.notifications import decide_delivery
+from domain.privacy import redact
 from mail.render import EmailBooking, EmailRestaurant, render_email
 from mail.smtp import PermanentEmailError, SmtpSender, TransientEmailError
 from models.events import NotificationRecord
@@ -118,14 +119,14 @@ async def claim_due(
     for row in rows:
         first_decision = row["status"] in ("held", "due") and row["attempts"] == 0
         delivery = decide_delivery(row["kind"], row["recipient"], row["booking_status"],
-                                   suppress=suppress)
+                                   suppress=suppress, erased=row["erased"])
         if not delivery.send:
             assert delivery.status is not None
             final.append(Finalised(row["notification_id"], delivery.status, delivery.reason))
             if delivery.status != "cancelled":  # a superseded email was never announced
                 facts.append(_record(row, delivery.status, delivery.reason, now))
             if delivery.status == "suppressed":
-                facts.append(_ops(row, "email.suppressed", now, to=row["recipient"]))
+                facts.append(_ops(row, "email.suppressed", now))
         elif len(to_send) < send_limit:
             if first_decision:
                 facts.append(_record(row, "queued", None, now))
@@ -188,18 +189,20 @@ async def _jobs(
 async def send(job: EmailJob, smtp: SmtpSender, *, sender: str, deadline_s: float
                ) -> SendResult:
     """Render and send one leased email. A send that takes longer than `deadline_s` is
-    abandoned (the connection dropped) and retried later."""
+    abandoned (the connection dropped) and retried later. The error is stored, published
+    and logged, so it names no guest (a mail server may quote the address)."""
+    guest = (job.recipient, job.booking.customer_email, job.booking.customer_name)
     try:
         msg = render_email(job.kind, job.booking, job.restaurant, to=job.recipient,
                            sender=sender, failure_reason=job.failure_reason)
         async with asyncio.timeout(deadline_s):
             await smtp.send(msg)
     except TransientEmailError as exc:
-        return SendResult("retry", str(exc))
+        return SendResult("retry", redact(str(exc), *guest))
     except TimeoutError:
         return SendResult("retry", f"SMTP send took longer than {deadline_s:.0f} s")
     except (PermanentEmailError, ValueError) as exc:
-        return SendResult("failed", str(exc))
+        return SendResult("failed", redact(str(exc), *guest))
     return SendResult("sent")
 
 
@@ -211,11 +214,11 @@ async def record(uow: UnitOfWork, job: EmailJob, result: SendResult, now: dateti
     if result.outcome == "sent":
         row = await notes.mark_sent(job.notification_id, job.lease_token, now)
         facts = [] if row is None else [
-            _ops(row, "email.sent", now, to=job.recipient, attempts=job.attempts)]
+            _ops(row, "email.sent", now, attempts=job.attempts)]
     elif result.outcome == "failed":
         row = await notes.mark_failed(job.notification_id, job.lease_token, result.error)
         facts = [] if row is None else [
-            _ops(row, "email.failed", now, "error", to=job.recipient, error=result.error[:500])]
+            _ops(row, "email.failed", now, "error", error=result.error[:500])]
     else:
         due = now + timedelta(seconds=backoff_s(job.attempts))
         row = await notes.mark_retry(job.notification_id, job.lease_token, due, result.error)

@@ -19,7 +19,8 @@ _STATE_FIELDS = [
     "source", "channel", "idempotency_key", "ever_confirmed", "alloc_state", "attempts",
     "last_failure", "version",
 ]
-_BOOKING_COLUMNS = ", ".join(_STATE_FIELDS)
+# Read with the state, never written by `save` (erasure sets it: storage.guest_data).
+_BOOKING_COLUMNS = ", ".join(_STATE_FIELDS) + ", erased_at IS NOT NULL AS personal_data_erased"
 
 # Column -> PostgreSQL array type, for the one-statement unnest upsert below.
 _BOOKING_TYPES = {
@@ -51,7 +52,8 @@ _SAVE_SQL = (
 
 
 def _state(row: asyncpg.Record, table_ids: tuple[str, ...]) -> BookingState:
-    return BookingState(**{k: row[k] for k in _STATE_FIELDS}, table_ids=table_ids)
+    return BookingState(**{k: row[k] for k in _STATE_FIELDS}, table_ids=table_ids,
+                        personal_data_erased=row["personal_data_erased"])
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,16 @@ class BookingRepository:
     ) -> dict[str, BookingState]:
         """Pending bookings named by requests, plus every retryable pending one of swept
         (restaurant, date)s, row-locked."""
+        # Two index lookups (by id; by restaurant and day among pending ones), not one OR
+        # over every pending booking: with an OR the planner scans them all, and the scan
+        # grows with the backlog it is there to drain (found by bench.soak).
         rows = await self.conn.fetch(
-            f"SELECT {_BOOKING_COLUMNS} FROM bookings b WHERE status = 'pending' AND ("
-            " booking_id = ANY($1::text[]) OR (alloc_state IN ('queued', 'retry', 'exhausted')"
-            "  AND (restaurant_id, booking_date) IN (SELECT * FROM unnest($2::text[],"
-            "  $3::date[])))) ORDER BY booking_id FOR UPDATE",
+            f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE status = 'pending' AND booking_id IN ("
+            " SELECT booking_id FROM bookings WHERE booking_id = ANY($1::text[])"
+            " UNION SELECT b.booking_id FROM unnest($2::text[], $3::date[]) AS d(r, day)"
+            "  JOIN bookings b ON b.restaurant_id = d.r AND b.booking_date = d.day"
+            "  AND b.status = 'pending' AND b.alloc_state IN ('queued', 'retry', 'exhausted'))"
+            " ORDER BY booking_id FOR UPDATE",
             booking_ids,
             [r for r, _ in sweeps],
             [d for _, d in sweeps],
@@ -173,7 +180,10 @@ class BookingRepository:
             " JOIN booking_tables bt ON bt.restaurant_id = d.r"
             "  AND bt.booking_date BETWEEN d.day - 1 AND d.day + 1"
             # Only what can touch a window starting that day: neighbours crossing midnight.
-            "  AND bt.during && tsrange(d.day::timestamp, (d.day + 2)::timestamp)"
+            # Written as bounds, not `during && tsrange(...)`: the overlap operator lets the
+            # planner AND in the exclusion constraint's GiST index, which matches every
+            # restaurant's bookings of those days and grows with the whole table (bench.soak).
+            "  AND lower(bt.during) < (d.day + 2)::timestamp AND upper(bt.during) > d.day::timestamp"
             " JOIN restaurant_tables rt ON rt.table_key = bt.table_key"
             " JOIN bookings b ON b.booking_id = bt.booking_id"
             " ORDER BY bt.booking_id, rt.table_id",
@@ -235,7 +245,8 @@ class BookingRepository:
             "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
             " end_time, party_size, customer_name, customer_email, customer_phone, notes,"
             " source, channel, idempotency_key, alloc_state, attempts, last_failure, version,"
-            " updated_at FROM bookings WHERE booking_id = $1",
+            " updated_at, erased_at IS NOT NULL AS personal_data_erased"
+            " FROM bookings WHERE booking_id = $1",
             booking_id,
         )
         if row is None:

@@ -69,10 +69,11 @@ class NotificationRepository:
 
     async def lock_due(self, *, now: datetime, limit: int) -> list[asyncpg.Record]:
         """Due rows (and `sending` rows whose lease ran out), oldest first, row-locked, with
-        their booking's current status."""
+        their booking's current status and whether its guest's data was erased."""
         return await self.conn.fetch(
             "SELECT n.notification_id, n.booking_id, n.restaurant_id, n.kind, n.pending_ref,"
-            " n.recipient, n.status, n.due_at, n.attempts, b.status AS booking_status"
+            " n.recipient, n.status, n.due_at, n.attempts, b.status AS booking_status,"
+            " b.erased_at IS NOT NULL AS erased"
             " FROM notifications n LEFT JOIN bookings b ON b.booking_id = n.booking_id WHERE"
             " (n.status IN ('held', 'due') AND n.due_at <= $1)"
             " OR (n.status = 'sending' AND n.lease_until < $1)"

@@ -18,6 +18,7 @@ import asyncpg
 from storage.allocations import AllocationRequestRepository
 from storage.bookings import BookingRepository
 from storage.dead_letters import DeadLetterBacklog
+from storage.guest_data import GuestDataRepository
 from storage.intake import IntakeRepository
 from storage.notifications import NotificationRepository
 from storage.outbox import OutboxRepository
@@ -35,6 +36,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(conn)
         self.dead_letters = DeadLetterBacklog(conn)
         self.retention = RetentionRepository(conn)
+        self.guest_data = GuestDataRepository(conn)
 
 
 class Database:

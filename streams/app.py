@@ -64,7 +64,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
         web_enabled=True,
         web_port=settings.web_port,
-        web_bind=settings.web_host,
+        web_bind=settings.web_bind,  # loopback unless a token guards the API
         web_in_thread=False,
         datadir=str(settings.home / "faust"),
         store="memory://",

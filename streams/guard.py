@@ -21,6 +21,7 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from domain.model import OpsNote
+from domain.privacy import redact
 from models.common import format_error
 from services.outbox import ops_row
 from storage.dead_letters import RefusedDeadLetter
@@ -88,6 +89,16 @@ KeyField = Literal["booking_id", "restaurant_id"]
 MAX_ID_IN_OPS_EVENT = 200
 # Backlogged dead letters are retried with this backoff (seconds), up to the last.
 BACKLOG_BACKOFF_S = (5.0, 30.0, 120.0, 600.0)
+
+
+def _loggable(p: Poison) -> str:
+    """Why a message was dead-lettered, for the log. Decode and validate errors are ours and
+    name fields (a malformed time or date is quoted; an address in its place is not); any
+    other exception's message may quote the input (guests' data), so only its class is
+    logged (the dead letter's headers carry it all)."""
+    if p.stage in ("decode", "validate"):
+        return redact(str(p.error))
+    return f"{type(p.error).__name__} (message in the dead letter's x-dlq-exception-message)"
 
 
 def source_of(event: object) -> SourceMessage:
@@ -162,7 +173,9 @@ class BatchGuard(Generic[M]):
             if len(items) == 1:
                 poison.append(Poison(items[0].source, "process", exc))
                 return
-            log.warning("%s: batch of %d failed (%r); splitting it", self.name, len(items), exc)
+            # The class only: a message may quote the input (guests' data).
+            log.warning("%s: batch of %d failed (%s); splitting it", self.name, len(items),
+                        type(exc).__name__)
         half = len(items) // 2
         await self._handle(items[:half], poison)
         await self._handle(items[half:], poison)
@@ -177,7 +190,7 @@ class BatchGuard(Generic[M]):
         for p in poison:
             src = p.source
             log.warning("%s: dead-lettering %s[%d]@%d at stage %s: %s", self.name, src.topic,
-                        src.partition, src.offset, p.stage, p.error,
+                        src.partition, src.offset, p.stage, _loggable(p),
                         extra={self.key_field: _id_from_key(src.key)})
             letters.append(build_dead_letter(src, p.stage, p.error, now))
         refused = await self.rt.until_done(

@@ -73,7 +73,7 @@ class Runtime:
 
     settings: Settings
     topics: TopicNames
-    database_url: str
+    database_url: str = field(repr=False)  # may carry a password
     metrics: Metrics = field(default_factory=Metrics)
     send: SendFn | None = None
     # Many records at once (topic, key, value): futures for their delivery (see
@@ -248,7 +248,10 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001
             status["broker"] = f"unreachable: {type(exc).__name__}"
         if self.degraded:
-            status["waiting"] = dict(self.degraded)
+            # What is waiting and the error's class, not its message: messages name hosts
+            # and addresses (the logs have them).
+            status["waiting"] = {where: reason.split(":", 1)[0]
+                                 for where, reason in self.degraded.items()}
         ok = status["database"] == "ok" and status["broker"] == "ok" and not self.degraded
         status["status"] = "ok" if ok else "unavailable"
         self.metrics.healthy.set(1 if ok else 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from storage.uow import Database
 pytestmark = pytest.mark.integration
 NOW = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = RetentionPolicy(dedupe=timedelta(days=14), email_records=timedelta(days=90),
-                         batch_rows=2)
+                         batch_rows=2, guest_data=timedelta(days=30))
 
 
 @pytest.fixture
@@ -50,15 +51,18 @@ async def test_bookkeeping_past_retention_is_pruned_in_small_batches(database: D
          ("past-due", "b-past", "cancelled", "due", NOW),  # still to send: never pruned
          ("future-sent", "b-future", "confirmed", "sent", NOW)])
 
+    # Guest data kept longer than email records here: its erasure would cancel (and so
+    # let this prune) the email still due (test below).
+    policy = replace(POLICY, guest_data=timedelta(days=365))
     rounds = []
     while True:
         async with database.transaction() as uow:
-            deleted = await prune_batch(uow, POLICY, NOW)
+            deleted = await prune_batch(uow, policy, NOW)
         rounds.append(deleted)
-        if max(deleted.values()) < POLICY.batch_rows:
+        if max(deleted.values()) < policy.batch_rows:
             break
     assert rounds[0] == {"processed_events": 2, "allocation_requests_done": 1,
-                         "submissions": 1, "notifications": 2}
+                         "submissions": 1, "notifications": 2, "guest_data": 0}
     assert sum(r["processed_events"] for r in rounds) == 5
 
     async def ids(sql: str) -> set[str]:
@@ -69,3 +73,40 @@ async def test_bookkeeping_past_retention_is_pruned_in_small_batches(database: D
     assert await ids("SELECT idempotency_key FROM submissions") == {"fresh-key"}
     assert await ids("SELECT notification_id FROM notifications") == {"past-due", "future-sent"}
     assert await ids("SELECT booking_id FROM bookings") == {"b-past", "b-future"}
+
+
+async def test_guest_data_past_retention_is_erased_in_small_batches_keeping_the_facts(
+    database: Database, settings: Any,
+) -> None:
+    from tests.integration.test_erasure import guest, seed
+    from tests.support.privacy import traces_in_database
+
+    old_day = NOW.date() - timedelta(days=31)  # POLICY keeps guest data 30 days
+    old = {f"b-old-{i}": guest(f"o{i}", "Old") for i in range(3)}
+    fresh = guest("f1", "Fresh")
+    for bid, who in old.items():
+        await seed(database.pool, bid, "r", who, day=old_day)
+    await seed(database.pool, "b-fresh", "r", fresh, day=NOW.date() - timedelta(days=29))
+
+    erased = []
+    while True:
+        async with database.transaction() as uow:
+            erased.append((await prune_batch(uow, POLICY, NOW))["guest_data"])
+        if erased[-1] < POLICY.batch_rows:
+            break
+    assert erased == [2, 1]  # small batches, then nothing left
+
+    rows = {r["booking_id"]: r for r in await database.pool.fetch(
+        "SELECT booking_id, status, party_size, booking_date, customer_name, customer_email,"
+        " customer_phone, notes, erased_at FROM bookings")}
+    for bid in old:
+        r = rows[bid]
+        assert (r["status"], r["party_size"], r["booking_date"]) == ("confirmed", 2, old_day)
+        assert (r["customer_name"], r["customer_email"], r["customer_phone"], r["notes"]) == (
+            None, None, None, None)
+        assert r["erased_at"] == NOW
+    assert rows["b-fresh"]["customer_email"] == fresh["customer_email"]
+    assert rows["b-fresh"]["erased_at"] is None
+    assert await traces_in_database(settings.database_url,
+                                    [v for who in old.values() for v in who.values()]) == []
+    assert await traces_in_database(settings.database_url, [fresh["customer_email"]])

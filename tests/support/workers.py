@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from config.settings import Settings
 from config.topics import TopicNames
 from tests.support.stack import (
@@ -45,7 +47,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if env_name is None or value is None:
             env.pop(str(env_name), None)
             continue
-        if isinstance(value, list):
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
             value = ",".join(str(v) for v in value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
@@ -124,8 +128,13 @@ class WorkerProcess:
         return self.get("/health")
 
     def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        """GET with the worker's API token, if it has one."""
+        headers = {}
+        if self.settings.api_token is not None:
+            headers["Authorization"] = f"Bearer {self.settings.api_token.get_secret_value()}"
+        request = urllib.request.Request(self.base_url + path, headers=headers)
         try:
-            with urllib.request.urlopen(self.base_url + path, timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 return resp.status, json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")

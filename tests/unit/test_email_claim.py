@@ -21,11 +21,11 @@ CONFIG = RestaurantConfig.model_validate({
 
 
 def row(nid: str, kind: str, *, booking_status: str = "pending", recipient: str | None = None,
-        status: str = "due", attempts: int = 0) -> dict[str, Any]:
+        status: str = "due", attempts: int = 0, erased: bool = False) -> dict[str, Any]:
     return {"notification_id": nid, "booking_id": f"b-{nid}", "restaurant_id": "r-1",
             "kind": kind, "pending_ref": "p-1", "recipient": recipient or f"{nid}@guest.example",
             "status": status, "due_at": NOW, "attempts": attempts,
-            "booking_status": booking_status}
+            "booking_status": booking_status, "erased": erased}
 
 
 class FakeNotifications:
@@ -125,3 +125,26 @@ async def test_a_retried_row_is_not_announced_again_and_suppression_sends_nothin
     assert [(r.topic.value, r.value.get("status") or r.value.get("event_type"))
             for r in quiet.outbox.rows] == [("notifications", "suppressed"),
                                             ("ops-events", "email.suppressed")]
+
+
+async def test_nothing_is_mailed_about_a_booking_whose_guest_was_erased() -> None:
+    # An allocation_failed row made after the erasure still has the restaurant's address.
+    uow = FakeUnitOfWork([
+        row("erased", "allocation_failed", recipient="host@resto.example", erased=True),
+        row("kept", "confirmed", booking_status="confirmed"),
+    ])
+    result = await claim(uow)
+    assert [j.notification_id for j in result.jobs] == ["kept"]
+    assert uow.notifications.finalised == [
+        Finalised("erased", "skipped", "personal_data_erased")]
+    assert result.finalised == {"skipped": 1}
+
+
+async def test_ops_events_about_emails_name_no_recipient() -> None:
+    quiet = FakeUnitOfWork([row("quiet", "confirmed", booking_status="confirmed",
+                                recipient="ada.private@guest.example")])
+    await claim(quiet, suppress=True)
+    ops = [r.value for r in quiet.outbox.rows if r.topic.value == "ops-events"]
+    assert ops and all("ada.private" not in r.payload.decode() for r in quiet.outbox.rows
+                       if r.topic.value == "ops-events")
+    assert ops[0]["context"]["notification_id"] == "quiet"
