@@ -3,15 +3,21 @@ them: subprocesses against a real worker, broker and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import secrets
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from config.settings import Settings
 from devstack import free_port
 from tests.integration.conftest import Harness, restaurant
 from tests.support.cli import seatflow, seatflow_async
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +215,30 @@ async def test_show_of_an_unknown_booking_is_exit_1(prompt_harness: Harness) -> 
         run = await seatflow_async(h.settings, "bookings", "show", h.ids("nobody"), *args)
         assert run.code == 1, run
         assert run.out == "" and "not found" in run.err
+
+
+async def test_commands_that_read_the_api_send_the_token(
+    start_worker: Callable[..., WorkerProcess], stack: Any,
+) -> None:
+    token = secrets.token_urlsafe(24)
+    worker = await asyncio.to_thread(start_worker, api_token=SecretStr(token))
+    h = Harness(worker, stack)
+    rid, bid, _ = await confirmed_booking(h)
+
+    shown = await seatflow_async(h.settings, "bookings", "show", bid, "--json")
+    assert shown.code == 0, shown
+    assert json.loads(shown.out)["booking_id"] == bid
+    updated = await seatflow_async(h.settings, "bookings", "update", bid, "--restaurant", rid,
+                                   "--notes", "by the fire")
+    assert updated.code == 0, updated
+
+    wrong = await seatflow_async(h.settings, "bookings", "show", bid,
+                                 SEATFLOW_API_TOKEN=secrets.token_urlsafe(24))
+    assert wrong.code == 1 and "SEATFLOW_API_TOKEN is not the worker's" in wrong.err
+    assert token not in wrong.err
+    without = await seatflow_async(h.settings.model_copy(update={"api_token": None}),
+                                   "bookings", "update", bid, "--restaurant", rid, "--party", "1")
+    assert without.code == 1 and "SEATFLOW_API_TOKEN is unset" in without.err
+    await h.changes_applied(bid)
+    after = h.booking(bid)
+    assert after is not None and after["notes"] == "by the fire" and after["party_size"] == 2

@@ -4,15 +4,20 @@ worker: what the page draws is what PostgreSQL holds."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from producers.publisher import make_change
 from tests.integration.conftest import Harness, restaurant
 from tests.support.dayview import bars, rect, rows, svg_of, ticks, x_at
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +104,31 @@ async def test_an_unknown_restaurant_is_404_and_a_bad_date_400(prompt_harness: H
     assert (await get_day(h, "%00" * 3, DAY))[0] == 404
     assert (await get_day(h, "x" * 300, DAY))[0] == 404
     assert (await get_day(h, rid, DAY))[0] == 200
+
+
+async def test_the_day_view_is_behind_the_api_token(
+    start_worker: Callable[..., WorkerProcess], stack: Any,
+) -> None:
+    token = secrets.token_urlsafe(24)
+    worker = await asyncio.to_thread(start_worker, api_token=SecretStr(token))
+    h = Harness(worker, stack)
+    rid, bid = h.ids("r"), h.ids("b")
+    await h.publish_restaurant(restaurant(rid))
+    await h.publish(created(bid, rid, "19:00", 2))
+    await h.wait_booking(bid, lambda b: b["status"] == "confirmed")
+    url = f"{worker.base_url}/restaurants/{rid}/days/{DAY.isoformat()}"
+
+    def get(authorization: str | None) -> tuple[int, str]:
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                        timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    for authorization in (None, "Bearer wrong-token-of-some-length", f"Basic {token}"):
+        status, body = await asyncio.to_thread(get, authorization)
+        assert status == 401 and bid not in body
+    status, body = await asyncio.to_thread(get, f"Bearer {token}")
+    assert status == 200 and f'data-booking-id="{bid}"' in body
