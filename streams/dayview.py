@@ -63,13 +63,13 @@ def parse_day(text: str) -> date | None:
         return None
 
 
-def possible_restaurant_id(restaurant_id: str) -> bool:
-    """An id a restaurant could have: short, no NUL, valid Unicode (anything else is a 404
-    without asking the database)."""
-    if not restaurant_id or len(restaurant_id) > MAX_ID_LENGTH or "\x00" in restaurant_id:
+def possible_id(identifier: str) -> bool:
+    """An id a booking or restaurant could have: short, no NUL, valid Unicode. Anything else
+    is a 404 without asking the database (which would refuse the text with a 5xx)."""
+    if not identifier or len(identifier) > MAX_ID_LENGTH or "\x00" in identifier:
         return False
     try:
-        restaurant_id.encode("utf-8")
+        identifier.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
@@ -416,7 +416,7 @@ async def day_page(database: Database, restaurant_id: str, day_text: str) -> tup
     day = parse_day(day_text)
     if day is None:
         return 400, bad_date_page(day_text)
-    if not possible_restaurant_id(restaurant_id):
+    if not possible_id(restaurant_id):
         return 404, not_found_page(restaurant_id)
     async with database.transaction() as uow:
         cfg = (await uow.restaurants.load([restaurant_id])).get(restaurant_id)

@@ -20,8 +20,6 @@ from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Booking ids are at most this long (models.events.BookingPayload).
-MAX_BOOKING_ID = 200
 # For probes and scrapers; they show no guest's data.
 OPEN_PATHS = frozenset({"/health", "/metrics"})
 
@@ -61,20 +59,8 @@ def access_guard(token: str | None):  # type: ignore[no-untyped-def]
     return guard
 
 
-def _possible_id(booking_id: str) -> bool:
-    """An id a booking could have: short, no NUL, valid Unicode. Anything else is a 404
-    without asking the database (which would refuse the text with a 5xx)."""
-    if not booking_id or len(booking_id) > MAX_BOOKING_ID or "\x00" in booking_id:
-        return False
-    try:
-        booking_id.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 async def booking_view(rt: Runtime, booking_id: str) -> dict | None:
-    if not _possible_id(booking_id):
+    if not dayview.possible_id(booking_id):
         return None
     async with (await rt.database()).transaction() as uow:
         view = await uow.bookings.view(booking_id)

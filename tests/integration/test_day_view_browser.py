@@ -17,6 +17,7 @@ from seatflow.cli import SAMPLE_RESTAURANT
 from seatflow.demo import script
 from tests.integration.conftest import Harness
 from tests.support.browser import chromium, ensure_chromium, full_page_screenshot
+from tests.support.dayview import x_at
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +37,6 @@ def tick_x(driver: Any) -> dict[int, float]:
 
     return {int(t.get_attribute("data-minute")): box(t)[0]
             for t in driver.find_elements(By.CSS_SELECTOR, "svg line.tick")}
-
-
-def x_at(ticks: dict[int, float], minute: int) -> float:
-    below = max(m for m in ticks if m <= minute)
-    above = min(m for m in ticks if m >= minute)
-    if above == below:
-        return ticks[below]
-    return ticks[below] + (ticks[above] - ticks[below]) * (minute - below) / (above - below)
 
 
 async def busy_evening(h: Harness) -> tuple[str, dict[str, dict[str, Any]]]:

@@ -13,7 +13,7 @@ from streams.dayview import (
     ROW_HEIGHT,
     axis_for,
     parse_day,
-    possible_restaurant_id,
+    possible_id,
     render_day,
 )
 from tests.support.dayview import SVG, bars, rect, rows, svg_of, ticks, x_at
@@ -201,9 +201,9 @@ def test_bad_days_in_the_path(text: str) -> None:
     assert parse_day(text) is None
 
 
-def test_restaurant_ids_that_cannot_exist() -> None:
-    assert possible_restaurant_id("r-ember")
-    assert not possible_restaurant_id("")
-    assert not possible_restaurant_id("x" * 201)
-    assert not possible_restaurant_id("a\x00b")
-    assert not possible_restaurant_id("\ud800")
+def test_ids_that_cannot_exist() -> None:
+    assert possible_id("r-ember")
+    assert not possible_id("")
+    assert not possible_id("x" * 201)
+    assert not possible_id("a\x00b")
+    assert not possible_id("\ud800")
