@@ -98,13 +98,16 @@ def _broker_binary() -> str:
         ) from exc
 
 
-async def _metadata_ok(bootstrap: str) -> bool:
+async def _metadata_ok(bootstrap: str, *, via_advertised: bool = True) -> bool:
+    """Whether the broker answers metadata requests on `bootstrap` and, `via_advertised`,
+    also on the address it advertises."""
     from aiokafka.client import AIOKafkaClient
 
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
     try:
         await client.bootstrap()
-        await client.fetch_all_metadata()
+        if via_advertised:
+            await client.fetch_all_metadata()
         return True
     except Exception:
         return False
@@ -121,9 +124,16 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def start_broker(
-    port: int, *, log_path: Path | None = None, timeout: float = 15.0
+    port: int,
+    *,
+    log_path: Path | None = None,
+    timeout: float = 15.0,
+    advertised_port: int | None = None,
 ) -> EmbeddedBroker:
-    """Start Tansu (in-memory storage) on 127.0.0.1:port; return once metadata requests work."""
+    """Start Tansu (in-memory storage) on 127.0.0.1:port; return once metadata requests work.
+
+    `advertised_port`: the 127.0.0.1 port clients are told to connect to instead, e.g. a
+    TLS-terminating proxy in front of this plaintext listener (tests/support/tls.py)."""
     if port_in_use(LOOPBACK, port):
         raise EmbeddedStartError(
             f"broker: port {port} is in use — stop the other process or set "
@@ -137,6 +147,7 @@ def start_broker(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("ab")
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port or port}"
     env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
     try:
         process = subprocess.Popen(
@@ -146,7 +157,7 @@ def start_broker(
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -178,7 +189,8 @@ def start_broker(
                 f"({_tail(log_path) or 'no output'}) — see {log_path}"
             )
         if _accepts_connections(LOOPBACK, port) and _run_coroutine_blocking(
-            lambda: _metadata_ok(broker.bootstrap), timeout=10.0
+            lambda: _metadata_ok(broker.bootstrap, via_advertised=advertised_port is None),
+            timeout=10.0,
         ):
             return broker
         if time.monotonic() > deadline:

@@ -6,7 +6,7 @@ import re
 from datetime import date, time
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -32,11 +32,21 @@ def _parse_date(value: object) -> date:
         raise ValueError(f"must be a valid calendar date, got {value!r}") from exc
 
 
+# The published JSON Schemas (`seatflow schema`) say exactly what the parsers accept: pydantic
+# would describe a `time` as ISO 8601 `format: time` (seconds, zone), which HH:MM is not.
 HHMM = Annotated[
-    time, BeforeValidator(_parse_hhmm), PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str)
+    time,
+    BeforeValidator(_parse_hhmm),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": _HHMM.pattern,
+                    "description": "HH:MM, local time of the restaurant"}),
 ]
 ISODate = Annotated[
-    date, BeforeValidator(_parse_date), PlainSerializer(lambda d: d.isoformat(), return_type=str)
+    date,
+    BeforeValidator(_parse_date),
+    PlainSerializer(lambda d: d.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE.pattern,
+                    "description": "YYYY-MM-DD"}),
 ]
 
 

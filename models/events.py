@@ -80,8 +80,23 @@ class BookingPayload(BaseModel):
     notes: Text | None = Field(None, max_length=5000)
 
 
+# What booking.created and booking.updated must carry inside `booking` (cancelled: ids only).
+_FULL_BOOKING_FIELDS = ("booking_date", "start_time", "party_size", "customer_name")
+
+
 class BookingChange(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        # The rule of `_full_booking_unless_cancelled`, for the published JSON Schema.
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "booking.cancelled"}}},
+            "else": {"properties": {"booking": {
+                "required": list(_FULL_BOOKING_FIELDS),
+                "properties": {name: {"not": {"type": "null"}} for name in _FULL_BOOKING_FIELDS},
+            }}},
+        },
+    )
 
     schema_version: Literal[1]
     event_id: Text = Field(min_length=1, max_length=200)
@@ -96,11 +111,7 @@ class BookingChange(BaseModel):
     def _full_booking_unless_cancelled(self) -> Self:
         if self.type == "booking.cancelled":
             return self
-        missing = [
-            name
-            for name in ("booking_date", "start_time", "party_size", "customer_name")
-            if getattr(self.booking, name) is None
-        ]
+        missing = [name for name in _FULL_BOOKING_FIELDS if getattr(self.booking, name) is None]
         if missing:
             raise ValueError(
                 f"{self.type} needs booking fields: " + ", ".join(f"booking.{m}" for m in missing)

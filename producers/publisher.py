@@ -26,6 +26,7 @@ from config.topics import TopicNames
 from models.events import SCHEMA_VERSION, BookingChange, ChangeType, utcnow
 from models.restaurant import RestaurantConfig
 from streams import admin
+from streams.connection import start_client
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -73,9 +74,9 @@ class Publisher:
             try:
                 if self._ensure_topics:
                     await admin.ensure_topics(self._settings)
-                await self._producer.start()
+                await start_client(self._producer, self._settings)
             except BaseException:
-                # Closed, so it does not complain "Unclosed AIOKafkaProducer" on exit.
+                # Closed, or aiokafka reports an unclosed producer as the process's last words.
                 await self._producer.stop()
                 raise
             self._started = True

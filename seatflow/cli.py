@@ -2,6 +2,7 @@
 
     seatflow worker [--verbose]          run one worker (configured or embedded infrastructure)
     seatflow dev [--demo] [--verbose]    embedded broker + PostgreSQL + SMTP sink, sample, worker
+    seatflow schema [--out DIR]          JSON Schemas and an AsyncAPI document of the topics
     seatflow restaurants load FILE       validate and publish restaurant configuration
     seatflow dlq tail [--follow] [--json] [--limit N]
     seatflow dlq replay [--offset P:O ...] [--all] [--dry-run]
@@ -52,12 +53,13 @@ def _load_settings() -> Settings:
 def _start_errors() -> tuple[type[Exception], ...]:
     """Errors that mean "the worker could not start", said in one line."""
     from seatflow.database import DatabaseNotConfigured
+    from streams.connection import BrokerUnreachable
 
     try:
         from devstack import EmbeddedStartError
     except ImportError:  # a production install, without the devstack extra
-        return (DatabaseNotConfigured,)
-    return (DatabaseNotConfigured, EmbeddedStartError)
+        return (DatabaseNotConfigured, BrokerUnreachable)
+    return (DatabaseNotConfigured, BrokerUnreachable, EmbeddedStartError)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -132,6 +134,11 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={
                 "kafka_bootstrap": broker.bootstrap,
+                # The embedded broker is plaintext, whatever the environment says for Kafka.
+                "kafka_security_protocol": "PLAINTEXT",
+                **dict.fromkeys(["kafka_sasl_mechanism", "kafka_sasl_username",
+                                 "kafka_sasl_password", "kafka_ssl_cafile",
+                                 "kafka_ssl_certfile", "kafka_ssl_keyfile"]),
                 "database_url": db_url,
                 "smtp_host": "127.0.0.1",
                 "smtp_tls": "none",
@@ -190,6 +197,20 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous_sigterm)
 
 
+# --- schema ------------------------------------------------------------------------------------
+
+
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from seatflow.schemas import write_schemas
+
+    try:
+        written = write_schemas(args.out)
+    except OSError as exc:
+        return fail(f"schema: cannot write to --out {args.out} ({exc})")
+    print("\n".join(str(path) for path in written), flush=True)
+    return EXIT_OK
+
+
 # --- restaurants -------------------------------------------------------------------------------
 
 
@@ -198,6 +219,7 @@ def cmd_restaurants_load(settings: Settings, args: argparse.Namespace) -> int:
 
     from config.topics import TopicNames
     from producers.restaurants import ConfigFileError, load_file, publish_configs
+    from streams.connection import BrokerUnreachable
 
     try:
         configs = load_file(args.file)
@@ -205,6 +227,8 @@ def cmd_restaurants_load(settings: Settings, args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_USAGE)
     try:
         count = _run_async(publish_configs(settings, configs))
+    except BrokerUnreachable as exc:
+        return fail(str(exc))
     except (KafkaError, OSError) as exc:
         return fail(
             f"broker: cannot publish to {settings.kafka_bootstrap} ({type(exc).__name__}) — "
@@ -275,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--verbose", "-v", action="store_true",
                      help="log everything at INFO, Faust's start-up included")
     dev.set_defaults(handler=cmd_dev)
+
+    schema = commands.add_parser(
+        "schema", help="write the message schemas (JSON Schema, AsyncAPI) for other teams"
+    )
+    schema.add_argument("--out", type=Path, default=Path("docs/schemas"), metavar="DIR",
+                        help="folder to write to (default docs/schemas)")
+    schema.set_defaults(handler=cmd_schema)
 
     restaurants = commands.add_parser("restaurants", help="restaurant configuration")
     restaurant_commands = restaurants.add_subparsers(dest="action", required=True, metavar="ACTION")

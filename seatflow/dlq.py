@@ -29,6 +29,7 @@ from config.kafka import client_options
 from config.settings import Settings
 from config.topics import TopicNames
 from seatflow.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from streams.connection import BrokerUnreachable, start_client
 from streams.deadletter import DeadLetterView, parse_dead_letter, replay_headers
 
 # Give up on catching up when the broker neither sends records nor a high watermark this long.
@@ -342,7 +343,7 @@ async def _send(settings: Settings, plan: list[_ReplayItem], err: TextIO) -> int
     sent = 0
     last_progress = time.monotonic()
     try:
-        await producer.start()
+        await start_client(producer, settings)
         in_flight: list[Awaitable[object]] = []
         for item in plan:
             # Partition from the key, as the original producer chose it.
@@ -401,6 +402,7 @@ def _by_topic(plan: list[_ReplayItem]) -> str:
 
 class _DeadLetterReader:
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._bootstrap = settings.kafka_bootstrap
         self._consumer = AIOKafkaConsumer(
             **client_options(settings),
@@ -412,7 +414,10 @@ class _DeadLetterReader:
 
     async def __aenter__(self) -> _DeadLetterReader:
         try:
-            await self._consumer.start()
+            await start_client(self._consumer, self._settings)
+        except BrokerUnreachable as exc:
+            await self._consumer.stop()
+            raise DlqError(str(exc), EXIT_FAILED) from exc
         except KafkaError as exc:
             await self._consumer.stop()
             raise DlqError(f"cannot reach Kafka at {self._bootstrap}: {exc}", EXIT_FAILED) from exc

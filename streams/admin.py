@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from config.kafka import client_options
 from config.settings import Settings
 from config.topics import TopicNames
+from streams.connection import start_client
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ async def ensure_topics(settings: Settings, extra: Iterable[str] = ()) -> None:
     """Create each missing topic. Idempotent; another worker creating the same topic at the
     same moment (TopicAlreadyExists) is fine. Existing topics are left as they are."""
     admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
+    await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topic_specs(settings, extra) if spec.name not in existing]

@@ -22,8 +22,10 @@ async def read_topic(
     *,
     min_count: int = 0,
     timeout: float = 10.0,  # noqa: ASYNC109
+    **security: Any,
 ) -> list[ConsumerRecord]:
-    """Every record of `topic` so far, sorted by (partition, offset).
+    """Every record of `topic` so far, sorted by (partition, offset). `security`: aiokafka's
+    security_protocol, ssl_context, sasl_* (config.kafka.client_options) when not plaintext.
 
     Assigns all partitions directly and reads from the beginning up to the high watermark
     that fetch responses report (Tansu's ListOffsets "latest" is wrong, docs/infrastructure.md). Keeps
@@ -32,7 +34,7 @@ async def read_topic(
     A topic that does not exist yet is waited for while min_count > 0.
     """
     deadline = time.monotonic() + timeout
-    consumer = consumer_without_group(bootstrap)
+    consumer = consumer_without_group(bootstrap, **security)
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
@@ -53,9 +55,12 @@ async def read_topic(
     return records
 
 
-def consumer_without_group(bootstrap: str, *, fetch_max_wait_ms: int = 100) -> AIOKafkaConsumer:
+def consumer_without_group(
+    bootstrap: str, *, fetch_max_wait_ms: int = 100, **security: Any
+) -> AIOKafkaConsumer:
     """A consumer that commits nothing and starts at the earliest offset (not started yet)."""
     return AIOKafkaConsumer(
+        **security,
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,

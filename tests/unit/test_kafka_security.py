@@ -3,21 +3,18 @@ the setting, every client gets the same options, and the password never shows.""
 
 from __future__ import annotations
 
-import datetime
 import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from config.kafka import KafkaTlsError, client_options, ssl_context
 from config.settings import Settings
 from models.common import format_error
+from streams import connection
 from streams.app import broker_credentials
+from tests.support.tls import issue_ca
 
 PASSWORD = "s3cr3t-kafka-pw"
 
@@ -37,20 +34,8 @@ def refusal(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "seatflow-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    ca = issue_ca(tmp_path)
+    return ca.cert, ca.key
 
 
 def test_plaintext_is_the_default_and_adds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,3 +109,56 @@ def test_a_client_certificate_is_loaded_and_a_broken_one_names_the_settings(
     cert.write_text("not a certificate")
     with pytest.raises(KafkaTlsError, match="SEATFLOW_KAFKA_SSL_CAFILE"):
         ssl_context(s)
+
+
+def verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, f"certificate verify failed: {message}")
+    error.verify_code, error.verify_message = code, message
+    return error
+
+
+def tls_error(reason: str) -> ssl.SSLError:
+    error = ssl.SSLError(1, reason)
+    error.reason = reason
+    return error
+
+
+@pytest.mark.parametrize(("error", "env", "named"), [
+    (verify_error(20, "unable to get local issuer certificate"), {},
+     ["unable to get local issuer certificate", "SEATFLOW_KAFKA_SSL_CAFILE (unset: the system CAs)"]),
+    (verify_error(62, "Hostname mismatch, certificate is not valid for 'kafka'."), {},
+     ["does not name kafka", "SEATFLOW_KAFKA_BOOTSTRAP"]),
+    (tls_error("WRONG_VERSION_NUMBER"), {}, ["plaintext listener",
+                                            "SEATFLOW_KAFKA_SECURITY_PROTOCOL is SSL"]),
+    (tls_error("TLSV13_ALERT_CERTIFICATE_REQUIRED"), {}, ["SEATFLOW_KAFKA_SSL_CERTFILE"]),
+    (tls_error("SSLV3_ALERT_BAD_CERTIFICATE"), {"client_cert": "yes"},
+     ["refused the client certificate", "SEATFLOW_KAFKA_SSL_KEYFILE"]),
+])
+def test_a_tls_failure_names_the_setting_to_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: ssl.SSLError, env: dict[str, str],
+    named: list[str],
+) -> None:
+    tls = {"SEATFLOW_KAFKA_SECURITY_PROTOCOL": "SSL"}
+    if env:
+        cert, key = self_signed(tmp_path)
+        tls |= {"SEATFLOW_KAFKA_SSL_CERTFILE": str(cert), "SEATFLOW_KAFKA_SSL_KEYFILE": str(key)}
+    text = connection._tls_failure(error, "kafka", settings(monkeypatch, **tls))
+    for name in named:
+        assert name in text, text
+
+
+async def test_an_explanation_never_shows_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings(monkeypatch, SEATFLOW_KAFKA_BOOTSTRAP="k1:9093,k2:9093",
+                 SEATFLOW_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+                 SEATFLOW_KAFKA_SASL_MECHANISM="PLAIN", SEATFLOW_KAFKA_SASL_USERNAME="svc",
+                 SEATFLOW_KAFKA_SASL_PASSWORD=PASSWORD)
+
+    async def echoing_broker(server: str, options: dict, _: Settings) -> str:
+        assert options["sasl_plain_password"] == PASSWORD  # the probe logs in like a client
+        return f"refused user svc with password {PASSWORD}"
+
+    monkeypatch.setattr(connection, "_probe", echoing_broker)
+    text = await connection.explain(s)
+    assert PASSWORD not in text
+    assert text.startswith("broker: cannot use SEATFLOW_KAFKA_BOOTSTRAP — k1:9093: ")
+    assert "; k2:9093: " in text
