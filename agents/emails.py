@@ -86,12 +86,12 @@ class EmailSender:
                         # Too little lease left to send safely: leave the row to its lease
                         # (another claim sends it once the lease has run out).
                         log.warning("email %s for %s: not sent, its lease ran short",
-                                    job.kind, job.booking.booking_id)
+                                    job.kind, job.booking.booking_id, extra=_ids(job))
                         continue
                     await self.deliver(smtp, job)
                 except Exception:  # noqa: BLE001 - the lease runs out; the row is claimed again
                     log.exception("email %s for %s: delivery failed", job.kind,
-                                  job.booking.booking_id)
+                                  job.booking.booking_id, extra=_ids(job))
                 finally:
                     self.busy -= 1
                     self.slot_freed.set()
@@ -112,14 +112,19 @@ class EmailSender:
             # Cannot happen while the lease outlives the send; if it does, say so loudly.
             rt.metrics.email_leases_lost.inc()
             log.error("email %s for %s: lease lost before %s was recorded", job.kind,
-                      job.booking.booking_id, result.outcome)
+                      job.booking.booking_id, result.outcome, extra=_ids(job))
             return
         rt.metrics.emails.labels(status=result.outcome).inc()
         if result.outcome != "sent":
             log.warning("email %s for %s: %s (%s)", job.kind, job.booking.booking_id,
-                        result.outcome, result.error)
+                        result.outcome, result.error, extra=_ids(job))
         # The connection goes on to the next email; its ops event follows from the outbox.
         rt.publish_soon(rows)
+
+
+def _ids(job: EmailJob) -> dict[str, str]:
+    """What a JSON log line carries to find the booking (SEATFLOW_LOG_FORMAT=json)."""
+    return {"booking_id": job.booking.booking_id, "restaurant_id": job.booking.restaurant_id}
 
 
 def register(app: faust.App, rt: Runtime, relay: SmtpRelay) -> None:

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     api_open: bool = Field(False, validation_alias=_env("SEATFLOW_API_OPEN"))
     # Where the commands that read the API find it; unset: this host's SEATFLOW_WEB_PORT.
     api_url: str | None = Field(None, validation_alias=_env("SEATFLOW_API_URL"))
+    # Worker logs: `text` for a person, `json` (one object per line) for a log pipeline.
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("SEATFLOW_LOG_FORMAT")
+    )
 
     # --- behaviour ---------------------------------------------------------------------------
     inline_confirm_window_ms: int = Field(

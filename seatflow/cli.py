@@ -1,12 +1,14 @@
 """The `seatflow` command (docs/interface.md §8).
 
-    seatflow worker                      run one worker (configured or embedded infrastructure)
-    seatflow dev                         embedded broker + PostgreSQL + SMTP sink, sample, worker
+    seatflow worker [--verbose]          run one worker (configured or embedded infrastructure)
+    seatflow dev [--demo] [--verbose]    embedded broker + PostgreSQL + SMTP sink, sample, worker
     seatflow schema [--out DIR]          JSON Schemas and an AsyncAPI document of the topics
     seatflow restaurants load FILE       validate and publish restaurant configuration
     seatflow dlq tail [--follow] [--json] [--limit N]
     seatflow dlq replay [--offset P:O ...] [--all] [--dry-run]
     seatflow guests erase (--email ADDR | --booking ID) [--restaurant R]
+    seatflow bookings send|update|cancel|show ...   drive and inspect bookings (bookings_cli.py)
+    seatflow watch [--booking ID] [--json] [--from-beginning]   follow what the service decides
 
 Heavy modules (Faust, aiokafka) are imported only by the command that needs them.
 Exit codes: 0 ok, 1 infrastructure trouble (one line on stderr), 2 bad input.
@@ -20,10 +22,12 @@ import concurrent.futures
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 from config.settings import Settings, UnsafeWebBind, redact_url
+from seatflow import bookings_cli, watch
 from seatflow.console import EXIT_OK, EXIT_USAGE, fail
 
 SAMPLE_RESTAURANT = Path(__file__).resolve().parent / "samples" / "ember-oak.yaml"
@@ -62,7 +66,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from seatflow.worker import run_worker
 
     try:
-        run_worker(settings)
+        run_worker(settings, verbose=args.verbose)
     except UnsafeWebBind as exc:
         return fail(f"settings: {exc}", EXIT_USAGE)
     except _start_errors() as exc:
@@ -71,6 +75,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # --- dev ---------------------------------------------------------------------------------------
+
+
+def _day_url(settings: Settings, restaurant_id: str, day: date) -> str:
+    from seatflow.api import day_path
+
+    return f"http://127.0.0.1:{settings.web_port}{day_path(restaurant_id, day.isoformat())}"
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -142,6 +152,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         sample = load_file(SAMPLE_RESTAURANT)
         _run_async(publish_configs(settings, sample))  # also creates every topic
 
+        restaurant_id = sample[0].restaurant_id
         print(
             "\n".join(
                 [
@@ -150,16 +161,24 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
                     f"  database  {redact_url(db_url)}  {db_note}",
                     f"  mail      {mail_dir}  (one .eml file per email)",
                     f"  health    http://127.0.0.1:{settings.web_port}/health",
+                    f"  day view  {_day_url(settings, restaurant_id, date.today())}",
                     f"  topics    prefix {settings.topic_prefix!r}; sample restaurant "
                     f"{', '.join(c.restaurant_id for c in sample)} loaded",
+                    f"  try it    seatflow bookings send --restaurant {restaurant_id} --date "
+                    "tomorrow --time 19:00 --party 4",
                     "Starting the worker. Ctrl-C stops the worker and the whole stack.",
                 ]
             ),
             flush=True,
         )
+        if args.demo:
+            from seatflow.demo import start_in_background
+
+            start_in_background(settings, restaurant_id,
+                                lambda day: _day_url(settings, restaurant_id, day))
         from seatflow.worker import run_worker
 
-        run_worker(settings)
+        run_worker(settings, verbose=args.verbose)
         return EXIT_OK
     except EmbeddedStartError as exc:
         return fail(str(exc))
@@ -266,12 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run one worker (several share the work)")
+    worker.add_argument("--verbose", "-v", action="store_true",
+                        help="log everything at INFO, Faust's start-up included")
     worker.set_defaults(handler=cmd_worker)
 
     dev = commands.add_parser(
         "dev",
         help="start the embedded broker, PostgreSQL and mail sink, load the sample, run a worker",
     )
+    dev.add_argument("--demo", action="store_true",
+                     help="once the worker is up, play a short scripted evening at the sample "
+                          "restaurant (a dozen bookings, an edit, a cancellation, a walk-in)")
+    dev.add_argument("--verbose", "-v", action="store_true",
+                     help="log everything at INFO, Faust's start-up included")
     dev.set_defaults(handler=cmd_dev)
 
     schema = commands.add_parser(
@@ -317,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--restaurant", metavar="R",
                        help="with --email: only this restaurant's bookings")
     erase.set_defaults(handler=cmd_guests_erase)
+
+    bookings_cli.add_commands(commands)
+    watch.add_command(commands)
     return parser
 
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from config.settings import Settings
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, *, verbose: bool = False) -> None:
+    """`verbose`: every logger at INFO (Faust's start-up included); else seatflow's own
+    events and everyone's warnings (seatflow/logs.py), as SEATFLOW_LOG_FORMAT says."""
     import faust
 
     from seatflow.bootstrap import bootstrap
     from seatflow.database import database_url
+    from seatflow.logs import configure
     from streams.admin import ensure_topics
 
     # Before anything starts: never serve guests' data to the network unasked.
     settings.check_web_access()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_format, verbose=verbose)
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     # The worker decides the database before Faust starts (embedded: started or attached).
     database = database_url(settings)
@@ -30,7 +32,10 @@ def run_worker(settings: Settings) -> None:
     # Faust's worker owns the event loop from here (signals, graceful shutdown).
     asyncio.set_event_loop(asyncio.new_event_loop())
     app, _ = bootstrap(settings, database=database)
-    worker = faust.Worker(app, loglevel="INFO", override_logging=False)
+    # quiet: no "starting➢" spinner on the terminal unless everything is asked for.
+    worker = faust.Worker(app, loglevel="INFO", override_logging=False, quiet=not verbose)
+    if not verbose:
+        worker.spinner = None  # it would still write terminal control codes
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

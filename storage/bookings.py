@@ -243,8 +243,8 @@ class BookingRepository:
         """The booking as `GET /bookings/{id}` shows it (without its emails)."""
         row = await self.conn.fetchrow(
             "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
-            " end_time, party_size, customer_name, customer_email, customer_phone, notes,"
-            " source, channel, idempotency_key, alloc_state, attempts, last_failure, version,"
+            " end_time, requested_end_time, party_size, customer_name, customer_email,"
+            " customer_phone, seating_preference, notes, source, channel, idempotency_key, alloc_state, attempts, last_failure, version,"
             " updated_at, erased_at IS NOT NULL AS personal_data_erased"
             " FROM bookings WHERE booking_id = $1",
             booking_id,

@@ -17,6 +17,7 @@ import asyncpg
 
 from storage.allocations import AllocationRequestRepository
 from storage.bookings import BookingRepository
+from storage.days import DayRepository
 from storage.dead_letters import DeadLetterBacklog
 from storage.guest_data import GuestDataRepository
 from storage.intake import IntakeRepository
@@ -37,6 +38,7 @@ class UnitOfWork:
         self.dead_letters = DeadLetterBacklog(conn)
         self.retention = RetentionRepository(conn)
         self.guest_data = GuestDataRepository(conn)
+        self.days = DayRepository(conn)
 
 
 class Database:

@@ -190,7 +190,8 @@ class BatchGuard(Generic[M]):
         for p in poison:
             src = p.source
             log.warning("%s: dead-lettering %s[%d]@%d at stage %s: %s", self.name, src.topic,
-                        src.partition, src.offset, p.stage, _loggable(p))
+                        src.partition, src.offset, p.stage, _loggable(p),
+                        extra={self.key_field: _id_from_key(src.key)})
             letters.append(build_dead_letter(src, p.stage, p.error, now))
         refused = await self.rt.until_done(
             f"{self.name}.dead-letter", lambda: self._publish(letters)

@@ -1,4 +1,5 @@
-"""HTTP endpoints (docs/interface.md §6): /health, /metrics, /bookings/{booking_id}.
+"""HTTP endpoints (docs/interface.md §6): /health, /metrics, /bookings/{booking_id}, and the
+day view /restaurants/{restaurant_id}/days/{YYYY-MM-DD} (streams/dayview.py).
 
 With SEATFLOW_API_TOKEN set, every path but /health and /metrics (Faust's own pages and
 unknown paths included) answers 401 without `Authorization: Bearer <token>`. No request
@@ -14,12 +15,11 @@ from aiohttp import web as aiohttp_web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config.settings import is_loopback
+from streams import dayview
 from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Booking ids are at most this long (models.events.BookingPayload).
-MAX_BOOKING_ID = 200
 # For probes and scrapers; they show no guest's data.
 OPEN_PATHS = frozenset({"/health", "/metrics"})
 
@@ -59,20 +59,8 @@ def access_guard(token: str | None):  # type: ignore[no-untyped-def]
     return guard
 
 
-def _possible_id(booking_id: str) -> bool:
-    """An id a booking could have: short, no NUL, valid Unicode. Anything else is a 404
-    without asking the database (which would refuse the text with a 5xx)."""
-    if not booking_id or len(booking_id) > MAX_BOOKING_ID or "\x00" in booking_id:
-        return False
-    try:
-        booking_id.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 async def booking_view(rt: Runtime, booking_id: str) -> dict | None:
-    if not _possible_id(booking_id):
+    if not dayview.possible_id(booking_id):
         return None
     async with (await rt.database()).transaction() as uow:
         view = await uow.bookings.view(booking_id)
@@ -82,7 +70,7 @@ async def booking_view(rt: Runtime, booking_id: str) -> dict | None:
     view["booking_version"] = view.pop("version")
     for k in ("booking_date", "updated_at"):
         view[k] = view[k].isoformat()
-    for k in ("start_time", "end_time"):
+    for k in ("start_time", "end_time", "requested_end_time"):
         view[k] = view[k].strftime("%H:%M") if view[k] is not None else None
     view["emails"] = [
         {
@@ -130,3 +118,8 @@ def register(app: faust.App, rt: Runtime) -> None:
         if view is None:
             return self.json({"error": "not_found", "booking_id": booking_id}, status=404)
         return self.json(view)
+
+    @app.page("/restaurants/{restaurant_id}/days/{day}")
+    async def day(self, request, restaurant_id, day):  # type: ignore[no-untyped-def]
+        status, page = await dayview.day_page(await rt.database(), restaurant_id, day)
+        return self.html(page, status=status)
