@@ -46,25 +46,45 @@ from producers.publisher import Publisher, make_cancel, make_change
 from tests.support.kafka import json_values, partition_count, partition_for, read_topic
 from tests.support.workers import WorkerProcess, worker_settings
 
+# Every worker the session started, and those the whole session shares (kept to the end).
+_STARTED: list[WorkerProcess] = []
+_SHARED: set[int] = set()
+
+
+def _stop_all(workers: list[WorkerProcess]) -> None:
+    # SIGTERM all first, then wait: shutdowns overlap instead of adding up.
+    for w in workers:
+        if w.process is not None and w.process.poll() is None:
+            w.process.send_signal(signal.SIGTERM)
+    for w in workers:
+        w.stop(timeout=15)
+
 
 @pytest.fixture(scope="session")
 def start_worker(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
     root = tmp_path_factory.mktemp("workers")
 
-    def start(settings: Settings | None = None, **overrides: Any) -> WorkerProcess:
+    def start(settings: Settings | None = None, *, shared: bool = False,
+              **overrides: Any) -> WorkerProcess:
         s = settings or worker_settings(stack, root, **overrides)
-        w = WorkerProcess(s, root / f"{s.topic_prefix}{len(started)}.log")
-        started.append(w)
+        w = WorkerProcess(s, root / f"{s.topic_prefix}{len(_STARTED)}.log")
+        _STARTED.append(w)
+        if shared:
+            _SHARED.add(id(w))
         return w.start(timeout=60.0, until_consuming=True)
 
     yield start
-    # SIGTERM all first, then wait: shutdowns overlap instead of adding up.
-    for w in started:
-        if w.process is not None and w.process.poll() is None:
-            w.process.send_signal(signal.SIGTERM)
-    for w in started:
-        w.stop(timeout=15)
+    _stop_all(_STARTED)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_modules_own_workers() -> Iterator[None]:
+    """A worker a test module started for itself stops when the module ends. Kept to the end
+    of the session, ~20 idle workers polling the broker took more than a core and made the
+    suite crawl on a busy machine."""
+    first = len(_STARTED)
+    yield
+    _stop_all([w for w in _STARTED[first:] if id(w) not in _SHARED])
 
 
 # A window no plausible latency reaches: a confirmation certainly lands inside it.
@@ -77,12 +97,12 @@ PACED_RETRY_DELAYS_MS = [3_000, 3_000]
 @pytest.fixture(scope="session")
 def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
     """Window 300 ms, retries 200 + 400 ms: nothing may depend on landing inside them."""
-    return start_worker()
+    return start_worker(shared=True)
 
 
 @pytest.fixture(scope="session")
 def prompt_worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
-    return start_worker(inline_confirm_window_ms=PROMPT_WINDOW_MS)
+    return start_worker(inline_confirm_window_ms=PROMPT_WINDOW_MS, shared=True)
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +110,7 @@ def paced_worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
     return start_worker(
         inline_confirm_window_ms=PACED_WINDOW_MS,
         auto_assign_retry_delays_ms=list(PACED_RETRY_DELAYS_MS),
+        shared=True,
     )
 
 
