@@ -34,11 +34,12 @@ Re-seating (table re-shuffling), an extra step after ``allocate`` reports ``no_c
 
 ``confirmed`` holds the same bookings as ``occupied`` above, as ``Seated`` (id, party,
 window, tables). Moved bookings keep their window and party and stay confirmed; only their
-tables change. The search is pure Python, bounded by a move limit and a node limit.
+tables change. The search is pure Python, bounded by a move limit and a work limit.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -112,6 +113,7 @@ class _Candidate:
     seats: int
     largest_party: int  # min(seats, sum of effective max_party)
     smallest_party: int  # min over the tables' min_party
+    mask: int  # one bit per table, by the table's position in the layout (re-seating)
 
     def fits(self, party: int) -> bool:
         return self.smallest_party <= party <= self.largest_party
@@ -128,10 +130,14 @@ class Layout:
     shortest_stay: timedelta = timedelta(minutes=65)
     _candidates: tuple[_Candidate, ...] = field(init=False, repr=False, compare=False)
     _combo_weight: dict[str, int] = field(init=False, repr=False, compare=False)
+    _bit: dict[str, int] = field(init=False, repr=False, compare=False)
     _by_party: dict[int, tuple[_Candidate, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
     _minimal_by_party: dict[int, tuple[_Candidate, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _least_by_party: dict[int, tuple[int, int]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -143,9 +149,11 @@ class Layout:
                 for tid in cand.table_ids:
                     weight[tid] += 1
         object.__setattr__(self, "_candidates", candidates)
+        object.__setattr__(self, "_bit", _table_bits(self.tables))
         object.__setattr__(self, "_combo_weight", weight)
         object.__setattr__(self, "_by_party", {})
         object.__setattr__(self, "_minimal_by_party", {})
+        object.__setattr__(self, "_least_by_party", {})
 
     @classmethod
     def from_config(cls, cfg: RestaurantConfig) -> Layout:
@@ -181,6 +189,25 @@ class Layout:
     def plans_for(self, party: int) -> tuple[Plan, ...]:
         """Plans that could ever seat ``party``, best first when all are free."""
         return tuple(Plan(c.table_ids, c.seats) for c in self._fitting(party))
+
+    def minimal_plans_for(self, party: int) -> tuple[Plan, ...]:
+        """Plans that seat ``party`` with no strict subset that also does (what re-seating
+        and the benchmark's optimum consider), best first when all are free."""
+        return tuple(Plan(c.table_ids, c.seats) for c in self._minimal(party))
+
+    def _least(self, party: int) -> tuple[int, int]:
+        """The fewest tables and the fewest seats any plan for ``party`` takes
+        ((0, 0) when none fits: such a booking can only stay where it is)."""
+        least = self._least_by_party.get(party)
+        if least is None:
+            fitting = self._fitting(party)
+            least = (
+                (min(len(c.table_ids) for c in fitting), min(c.seats for c in fitting))
+                if fitting
+                else (0, 0)
+            )
+            self._least_by_party[party] = least
+        return least
 
     def combo_weight(self, table_id: str) -> int:
         """How many combinations a table takes part in: what using it alone would cost."""
@@ -218,6 +245,11 @@ _LAYOUT_CACHE_SIZE = 256
 _LAYOUT_CACHE: dict[int, tuple[RestaurantConfig, Layout]] = {}
 
 
+def _table_bits(tables: tuple[TableSpec, ...]) -> dict[str, int]:
+    """Table id -> its bit in a plan's mask (set operations on ints are the cheapest)."""
+    return {t.table_id: 1 << i for i, t in enumerate(tables)}
+
+
 def _enumerate_candidates(
     tables: tuple[TableSpec, ...], adjacency: frozenset[tuple[str, str]], max_tables: int
 ) -> tuple[_Candidate, ...]:
@@ -233,6 +265,7 @@ def _enumerate_candidates(
             neighbours[a].add(b)
             neighbours[b].add(a)
 
+    bit = _table_bits(tables)
     found: set[frozenset[str]] = {frozenset((tid,)) for tid in by_id}
     frontier = set(found)
     for _ in range(max_tables - 1):
@@ -257,6 +290,7 @@ def _enumerate_candidates(
                 seats=seats,
                 largest_party=min(seats, sum(t.effective_max_party for t in specs)),
                 smallest_party=min(t.min_party for t in specs),
+                mask=sum(bit[tid] for tid in group),
             )
         )
     candidates.sort(key=lambda c: (len(c.table_ids), c.table_ids))
@@ -385,16 +419,20 @@ def seat(
     window = booking_window(cfg, booking_date, start, end, party)
     if isinstance(window, AllocationFailure):
         return window, None, {}
-    if window.start <= now.astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None):
+    local_now = now.astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None)
+    if window.start <= local_now:
         return AllocationFailure(START_PASSED, "the booking's start has passed"), None, {}
     layout = Layout.from_config(cfg)
     occupied = [Occupied(t, s.window.start, s.window.blocked_until)
                 for s in seated.values() for t in s.table_ids]
     outcome = allocate(layout, party, window, occupied)
     if reseat and isinstance(outcome, AllocationFailure) and outcome.reason == NO_CAPACITY:
-        repacked = repack(layout, party, window, list(seated.values()))
+        # A booking that has started is at its table: only those still to come move.
+        repacked = _reseat(layout, party, window, list(seated.values()), outcome,
+                           started_by=local_now)
         if isinstance(repacked, Repack):
             return repacked.plan, window, repacked.moves
+        return repacked, window, {}  # says how far re-seating looked
     return outcome, window, {}
 
 
@@ -531,11 +569,20 @@ def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: di
 # ---------------------------------------------------------------------------------------
 # Re-seating confirmed bookings so a new one fits (table re-shuffling)
 
-# Fewest moves first: iterative deepening up to this many moved bookings.
-REPACK_MAX_MOVES = 3
-# Plans tried across the whole search: the hard bound on its cost (each try rescans the
-# day's tables for the displaced bookings, ~0.1 ms at 60 tables: ~30-80 ms per failed search).
-REPACK_NODE_LIMIT = 300
+# The move set of one decision: at most this many confirmed bookings get other tables.
+# Why a bound: each move is a status event every consumer of booking-status applies, a row
+# the allocation transaction locks, and a guest whose table changes on the floor plan; and
+# the search grows exponentially with it. Why 5: on the generated days
+# (bench/allocation_quality.py) the re-seatings that make room need 1-3 moves mostly, a
+# rotation of 4-5 bookings sometimes; longer ones are rare and cost more than they seat.
+REPACK_MAX_MOVES = 5
+# Up to this many moves the search is exhaustive (iterative deepening: the fewest moves
+# win); beyond it, one depth-first search up to REPACK_MAX_MOVES takes the first chain.
+REPACK_EXACT_MOVES = 2
+# The hard bound on a search's cost, whatever the restaurant or the day: steps of work
+# (a rival looked at, or a plan looked at, each a few set operations on ints). About
+# 2-4 ms of CPU in CPython on a 2020s server core (bench/allocation_cost.py).
+REPACK_WORK_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -567,24 +614,29 @@ def repack(
     confirmed: Sequence[Seated],
     *,
     max_moves: int = REPACK_MAX_MOVES,
-    node_limit: int = REPACK_NODE_LIMIT,
+    exact_moves: int = REPACK_EXACT_MOVES,
+    work_limit: int = REPACK_WORK_LIMIT,
+    started_by: datetime | None = None,
 ) -> Repack | AllocationFailure:
     """A plan for a new booking, re-seating as few confirmed bookings as it takes.
 
-    When ``allocate`` finds a free plan this is that plan with no moves. Otherwise it looks
-    for an ejection chain: the new booking takes a plan, the bookings holding its tables in
-    the window move to other free-or-freed plans that fit them, and so on; a booking moves
-    at most once and a placed one is never displaced again. Iterative deepening over the
-    number of moved bookings (1..``max_moves``) returns a chain with the fewest moves the
-    search can find; the whole search tries at most ``node_limit`` plans, so it is exact
-    up to ``max_moves`` only when it finishes inside that budget. Only bookings whose windows
-    overlap the new one, or (transitively, at most ``max_moves`` hops) a moved one, are ever
-    looked at. Ties: fewest displaced at each step, then fewest wasted seats, fewest tables,
-    table ids.
+    When ``allocate`` finds a free plan this is that plan with no moves. Otherwise, unless
+    the bookings at some moment of the window need more tables or seats than there are,
+    it looks for an ejection chain: the new booking takes a plan, the bookings holding its
+    tables in the window move to other free-or-freed plans that fit them, and so on; a
+    booking moves at most once and a placed one is never displaced again. Up to
+    ``exact_moves`` moved bookings the search is exhaustive by iterative deepening, so a
+    chain of fewest moves wins; then one depth-first search allows up to ``max_moves`` and
+    takes the first chain it finds. The whole search spends at most ``work_limit`` steps,
+    so its cost is bounded whatever the day; it is complete only inside that budget. Only
+    bookings whose windows overlap one being placed are looked at. Ties: fewest displaced
+    at each step, then fewest wasted seats, fewest tables, table ids.
 
     ``confirmed`` is every other confirmed booking that could touch the window, as for
     ``allocate``. Plans for moved bookings obey the same fit rules; bookings on tables the
-    layout does not know (or no longer activates) simply block those tables.
+    layout does not know (or no longer activates) simply block those tables. A booking that
+    started at or before ``started_by`` (local time: its guests may be at the table) is
+    never moved.
     """
     occupied = [
         Occupied(tid, s.window.start, s.window.blocked_until)
@@ -594,9 +646,34 @@ def repack(
     direct = allocate(layout, party, window, occupied)
     if not (isinstance(direct, AllocationFailure) and direct.reason == NO_CAPACITY):
         return direct if isinstance(direct, AllocationFailure) else Repack(direct, {})
+    return _reseat(layout, party, window, confirmed, direct, max_moves=max_moves,
+                   exact_moves=exact_moves, work_limit=work_limit, started_by=started_by)
 
-    search = _RepackSearch(layout, party, window, confirmed, node_limit)
-    for moves_allowed in range(1, max_moves + 1):
+
+def _reseat(
+    layout: Layout,
+    party: int,
+    window: Window,
+    confirmed: Sequence[Seated],
+    direct: AllocationFailure,
+    *,
+    max_moves: int = REPACK_MAX_MOVES,
+    exact_moves: int = REPACK_EXACT_MOVES,
+    work_limit: int = REPACK_WORK_LIMIT,
+    started_by: datetime | None = None,
+) -> Repack | AllocationFailure:
+    """``repack`` once ``allocate`` has answered ``direct`` (no capacity)."""
+    search = _RepackSearch(layout, party, window, confirmed, work_limit, started_by)
+    if search.hopeless():
+        return AllocationFailure(
+            NO_CAPACITY,
+            f"{direct.detail}, and no re-seating can free one: the bookings at that time "
+            "need more tables or seats than the restaurant has",
+        )
+    depths = list(range(1, min(exact_moves, max_moves) + 1))
+    if max_moves > exact_moves:
+        depths.append(max_moves)
+    for moves_allowed in depths:
         try:
             found = search.run(moves_allowed)
         except _OutOfBudget:
@@ -611,7 +688,14 @@ def repack(
 
 
 class _RepackSearch:
-    """Depth-first ejection chains over a mutable per-table index, undone on backtrack."""
+    """Depth-first ejection chains over who sits where, undone on backtrack.
+
+    Tables are bits: ``seat[i]`` is the mask of the tables booking ``i`` holds now (0 while
+    it waits for a new plan), and a plan is free for a booking when its mask misses every
+    rival's. A booking's rivals (the bookings whose windows overlap its own) are found
+    once, by bisection over the bookings sorted by start. Work per step is in proportion
+    to the bookings around one window and the plans of one party, not to the day.
+    """
 
     def __init__(
         self,
@@ -619,62 +703,145 @@ class _RepackSearch:
         party: int,
         window: Window,
         confirmed: Sequence[Seated],
-        node_limit: int,
+        work_limit: int,
+        started_by: datetime | None,
     ) -> None:
         self.layout = layout
+        bit = layout._bit
         # Index len(confirmed) is the new booking.
         self.ids = [s.booking_id for s in confirmed]
         self.parties = [s.party for s in confirmed] + [party]
-        self.windows = [s.window for s in confirmed] + [window]
-        self.current = [s.table_ids for s in confirmed] + [()]
+        self.spans = [(s.window.start, s.window.blocked_until) for s in confirmed]
+        self.spans.append((window.start, window.blocked_until))
+        # Tables the layout does not know block no plan of it: they are left out.
+        self.seat = [sum(bit[t] for t in s.table_ids if t in bit) for s in confirmed] + [0]
+        self.tables = [tuple(t for t in s.table_ids if t in bit) for s in confirmed] + [()]
         self.new = len(confirmed)
-        self.node_limit = node_limit
-        self.nodes = 0
+        # Bookings that may not move: those whose guests may already be seated.
+        self.fixed = [started_by is not None and s.window.start <= started_by for s in confirmed]
+        self.fixed.append(False)
+        self.work_limit = work_limit
+        self.work = 0  # steps spent: rivals and plans looked at
+        self.nodes = 0  # plans tried
         self.out = False
-        # table id -> {booking index: (start, blocked_until)}; only tables plans can use.
-        known = layout._combo_weight
-        self.by_table: dict[str, dict[int, tuple[datetime, datetime]]] = {tid: {} for tid in known}
-        for i, s in enumerate(confirmed):
-            for tid in s.table_ids:
-                if tid in known:
-                    self.by_table[tid][i] = (s.window.start, s.window.blocked_until)
+        self.by_start = sorted(range(len(self.spans)), key=lambda i: self.spans[i][0])
+        self.starts = [self.spans[i][0] for i in self.by_start]
+        self.longest = max(e - s for s, e in self.spans)
+        self._rivals: dict[int, tuple[int, ...]] = {}
+
+    def rivals(self, booking: int) -> tuple[int, ...]:
+        """The bookings whose windows overlap this one's (by bisection: only those starting
+        less than the longest window before it can)."""
+        found = self._rivals.get(booking)
+        if found is None:
+            start, until = self.spans[booking]
+            lo = bisect_right(self.starts, start - self.longest)
+            hi = bisect_left(self.starts, until)
+            spans = self.spans
+            found = tuple(
+                i for i in self.by_start[lo:hi] if spans[i][1] > start and i != booking
+            )
+            self._rivals[booking] = found
+        return found
+
+    def hopeless(self) -> bool:
+        """Whether no re-seating at all can make room: at some moment of the new window the
+        bookings there need more active tables, or more seats, than the restaurant has.
+        (Each booking needs at least its party's smallest plan, or what it holds now if
+        that is less or it may not move.) Settles most searches that would fail, at once."""
+        layout = self.layout
+        bit = layout._bit
+        capacity = {bit[t.table_id]: t.capacity for t in layout.tables if t.active}
+        start, until = self.spans[self.new]
+        # A sweep over the window: +need when a rival arrives, -need when it leaves (a
+        # leaving one first at equal times: windows are half-open).
+        events = []
+        for other in self.rivals(self.new):
+            tables = seats = 0
+            mask = self.seat[other]
+            while mask:
+                low = mask & -mask
+                if low in capacity:
+                    tables += 1
+                    seats += capacity[low]
+                mask ^= low
+            if not self.fixed[other]:
+                least = layout._least(self.parties[other])
+                tables, seats = min(tables, least[0]), min(seats, least[1])
+            s, e = self.spans[other]
+            events.append((max(s, start), 1, tables, seats))
+            events.append((e, 0, -tables, -seats))
+        events.sort(key=lambda event: (event[0], event[1]))
+        tables, seats = layout._least(self.parties[self.new])
+        all_tables, all_seats = len(capacity), sum(capacity.values())
+        if tables > all_tables or seats > all_seats:
+            return True
+        for when, arrives, more_tables, more_seats in events:
+            if when >= until:
+                break
+            tables += more_tables
+            seats += more_seats
+            if arrives and (tables > all_tables or seats > all_seats):
+                return True
+        return False
 
     def run(self, moves_allowed: int) -> Repack | None:
-        self.pinned: set[int] = set()
-        self.placed: dict[int, _Candidate] = {}
+        self.pinned: dict[int, _Candidate] = {}  # placed in this chain: never displaced
         if not self._place([self.new], moves_allowed):
             return None
-        new_plan = self.placed.pop(self.new)
-        moves = {self.ids[i]: c.table_ids for i, c in sorted(self.placed.items())}
+        new_plan = self.pinned.pop(self.new)
+        moves = {self.ids[i]: c.table_ids for i, c in sorted(self.pinned.items())}
         return Repack(Plan(new_plan.table_ids, new_plan.seats), moves, self.nodes)
 
-    def _blockers_by_table(self, start: datetime, until: datetime) -> dict[str, tuple[int, ...]]:
-        """Per table, the bookings holding it in [start, until); -1 marks a pinned one."""
-        pinned = self.pinned
-        out: dict[str, tuple[int, ...]] = {}
-        for tid, held in self.by_table.items():
-            hits = tuple(
-                -1 if i in pinned else i for i, (s, e) in held.items() if s < until and start < e
-            )
-            if hits:
-                out[tid] = hits
-        return out
-
     def _options(self, booking: int, moves_left: int) -> list[tuple[int, _Candidate, list[int]]]:
-        """Plans the booking could take now, displacing at most ``moves_left`` unpinned ones."""
-        party, window = self.parties[booking], self.windows[booking]
-        busy = self._blockers_by_table(window.start, window.blocked_until)
-        ranked = []
-        for cand in self.layout._minimal(party):
-            found: set[int] = set()
-            for tid in cand.table_ids:
-                found.update(busy.get(tid, ()))
-            if -1 in found or len(found) > moves_left:
+        """Plans the booking could take now, displacing at most ``moves_left`` movable,
+        unpinned bookings; fewest displaced first, then fewest wasted seats, fewest
+        tables, table ids (the order of ``Layout._minimal``)."""
+        seat = self.seat
+        minimal = self.layout._minimal(self.parties[booking])
+        rivals = self.rivals(booking)
+        self.work += len(rivals) + len(minimal)
+        if self.work > self.work_limit:
+            self.out = True
+            raise _OutOfBudget
+        if moves_left == 0:
+            # The question asked most, at the end of every chain: plans that displace nobody.
+            busy = 0
+            for other in rivals:
+                busy |= seat[other]
+            return [(0, cand, []) for cand in minimal if not cand.mask & busy]
+        busy = hard = 0
+        holders: dict[str, list[int]] = {}  # table -> rivals on it that may be displaced
+        pinned, fixed, tables = self.pinned, self.fixed, self.tables
+        for other in rivals:
+            mask = seat[other]
+            if not mask:
                 continue
-            key = (len(found), cand.seats - party, len(cand.table_ids), cand.table_ids)
-            ranked.append((key, cand, sorted(found)))
-        ranked.sort(key=lambda o: o[0])
-        return [(key[0], cand, blockers) for key, cand, blockers in ranked]
+            busy |= mask
+            if fixed[other] or other in pinned:
+                hard |= mask
+            else:
+                for tid in tables[other]:
+                    holders.setdefault(tid, []).append(other)
+        ranked = []
+        for cand in minimal:
+            mask = cand.mask
+            if mask & hard:
+                continue
+            if not mask & busy:
+                ranked.append((0, cand, []))
+                continue
+            if len(cand.table_ids) == 1:
+                blockers = holders[cand.table_ids[0]]
+            else:
+                found: set[int] = set()
+                for tid in cand.table_ids:
+                    found.update(holders.get(tid, ()))
+                blockers = sorted(found)
+            if len(blockers) <= moves_left:
+                ranked.append((len(blockers), cand, blockers))
+        ranked.sort(key=lambda o: o[0])  # stable: ties keep the plans' rank order
+        return ranked
 
     def _place(self, pending: list[int], moves_left: int) -> bool:
         if not pending:
@@ -689,33 +856,18 @@ class _RepackSearch:
             if booking < 0 or len(found) < len(options):
                 booking, options = waiting, found
         rest = [i for i in pending if i != booking]
-        span = (self.windows[booking].start, self.windows[booking].blocked_until)
+        seat, tables = self.seat, self.tables
         for displaced_count, cand, blockers in options:
             self.nodes += 1
-            if self.nodes > self.node_limit:
-                self.out = True
-                raise _OutOfBudget
-            lifted = [self._lift(i) for i in blockers]
-            for tid in cand.table_ids:
-                self.by_table[tid][booking] = span
-            self.pinned.add(booking)
-            self.placed[booking] = cand
+            lifted = [(seat[i], tables[i]) for i in blockers]
+            for i in blockers:
+                seat[i], tables[i] = 0, ()
+            seat[booking], tables[booking] = cand.mask, cand.table_ids
+            self.pinned[booking] = cand
             if self._place(rest + blockers, moves_left - displaced_count):
                 return True
-            del self.placed[booking]
-            self.pinned.discard(booking)
-            for tid in cand.table_ids:
-                del self.by_table[tid][booking]
-            for i, entries in zip(blockers, lifted, strict=True):
-                for tid, held in entries:
-                    self.by_table[tid][i] = held
+            del self.pinned[booking]
+            seat[booking], tables[booking] = 0, ()
+            for i, before in zip(blockers, lifted, strict=True):
+                seat[i], tables[i] = before
         return False
-
-    def _lift(self, booking: int) -> list[tuple[str, tuple[datetime, datetime]]]:
-        """Take a booking off its tables; returns what to put back on backtrack."""
-        entries = []
-        for tid in self.current[booking]:
-            held = self.by_table.get(tid, {}).pop(booking, None)
-            if held is not None:
-                entries.append((tid, held))
-        return entries

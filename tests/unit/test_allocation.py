@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 
 import pytest
 
@@ -24,6 +24,7 @@ from domain.allocation import (
     booking_window,
     plan_occupancy,
     repack,
+    seat,
 )
 from models.restaurant import RestaurantConfig
 
@@ -371,10 +372,10 @@ def test_repack_passes_on_failures_no_move_can_fix():
     assert isinstance(result, AllocationFailure) and result.reason == PARTY_TOO_LARGE
 
 
-def test_repack_bounded_by_its_node_limit():
+def test_repack_bounded_by_its_work_limit():
     cfg = config([("a", "main", 2), ("b", "main", 4)])
     layout = Layout.from_config(cfg)
-    result = repack(layout, 4, window(cfg, party=4), [seated(cfg, "x", ["b"])], node_limit=0)
+    result = repack(layout, 4, window(cfg, party=4), [seated(cfg, "x", ["b"])], work_limit=0)
     assert isinstance(result, AllocationFailure) and "budget used up" in result.detail
 
 
@@ -385,3 +386,73 @@ def test_repack_keeps_bookings_on_unknown_tables_where_they_are():
     day = [seated(cfg, "x", ["b"]), seated(cfg, "old", ["gone"])]
     result = repack(layout, 4, window(cfg, party=4), day)
     assert isinstance(result, Repack) and result.moves == {"x": ("a",)}
+
+
+def test_repack_never_moves_a_booking_that_has_started():
+    # The couple on b started at 18:30: its guests are at the table. Moving it would seat
+    # the four, but a started booking stays where it is.
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, "x", ["b"], start="18:30")]
+    four = window(cfg, party=4)
+    before = repack(layout, 4, four, day, started_by=at("18:00"))
+    assert isinstance(before, Repack) and before.moves == {"x": ("a",)}
+    after = repack(layout, 4, four, day, started_by=at("18:30"))
+    assert isinstance(after, AllocationFailure) and after.reason == NO_CAPACITY
+
+
+def test_seat_does_not_move_a_booking_already_at_its_table():
+    # A walk-in decided at 18:45 for 19:00: the couple seated since 18:30 keeps the four-top.
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    couple = seated(cfg, "x", ["b"], start="18:30")
+    at_the_door = datetime(2026, 12, 1, 18, 45, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": couple}, at_the_door,
+                             reseat=True)
+    assert isinstance(outcome, AllocationFailure) and outcome.reason == NO_CAPACITY
+    assert moves == {}
+    day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": couple}, day_before,
+                             reseat=True)
+    assert outcome == Plan(("b",), 4) and moves == {"x": ("a",)}
+
+
+def test_seat_says_how_far_re_seating_looked_when_it_fails():
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    day = {"x": seated(cfg, "x", ["b"]), "y": seated(cfg, "y", ["a"], start="18:30")}
+    day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    outcome, _, _ = seat(cfg, 4, DAY, time(19, 0), None, day, day_before, reseat=True)
+    assert isinstance(outcome, AllocationFailure) and "re-seating" in outcome.detail
+
+
+def test_repack_gives_up_at_once_when_the_room_is_full_at_that_time():
+    # Two tables, two bookings at 19:00 and a third asks: no re-seating can make room,
+    # and the answer says so without searching.
+    cfg = config([("a", "main", 4), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, "x", ["a"]), seated(cfg, "y", ["b"], start="19:30")]
+    result = repack(layout, 2, window(cfg, start="19:45"), day)
+    assert isinstance(result, AllocationFailure) and result.reason == NO_CAPACITY
+    assert "need more tables or seats" in result.detail
+
+
+def test_repack_finds_a_rotation_longer_than_its_exhaustive_depth():
+    # Each table takes its own size or one less. Only t6 takes the six, so everyone moves
+    # down a table: four moves, past the exhaustive depth of 2 (and past the old bound, 3).
+    cfg = config([("t2", "main", 2)] + [
+        (f"t{n}", "main", n, {"min_party": n - 1}) for n in (3, 4, 5, 6)
+    ])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, f"p{n}", [f"t{n + 1}"], party=n) for n in (2, 3, 4, 5)]
+    assert isinstance(repack(layout, 6, window(cfg, party=6), day, max_moves=3),
+                      AllocationFailure)
+    result = repack(layout, 6, window(cfg, party=6), day)
+    assert isinstance(result, Repack) and result.plan == Plan(("t6",), 6)
+    assert result.moves == {"p2": ("t2",), "p3": ("t3",), "p4": ("t4",), "p5": ("t5",)}
+
+
+def test_minimal_plans_leave_out_supersets_of_a_plan_that_fits():
+    cfg = config([("a", "main", 2), ("b", "main", 2), ("c", "main", 4)],
+                 adjacency=[("a", "b"), ("b", "c")])
+    layout = Layout.from_config(cfg)
+    assert {p.table_ids for p in layout.minimal_plans_for(4)} == {("a", "b"), ("c",)}
+    assert ("b", "c") in {p.table_ids for p in layout.plans_for(4)}
