@@ -423,9 +423,7 @@ def seat(
     if window.start <= local_now:
         return AllocationFailure(START_PASSED, "the booking's start has passed"), None, {}
     layout = Layout.from_config(cfg)
-    occupied = [Occupied(t, s.window.start, s.window.blocked_until)
-                for s in seated.values() for t in s.table_ids]
-    outcome = allocate(layout, party, window, occupied)
+    outcome = _allocate(layout, party, window, _ranges(seated.values()))
     if reseat and isinstance(outcome, AllocationFailure) and outcome.reason == NO_CAPACITY:
         # A booking that has started is at its table: only those still to come move.
         repacked = _reseat(layout, party, window, list(seated.values()), outcome,
@@ -460,6 +458,19 @@ def allocate(
           combination can seat;
     4. sorted table ids, so equal inputs always give equal answers.
     """
+    return _allocate(layout, party, window,
+                     (((occ.table_id,), occ.start, occ.end) for occ in occupied))
+
+
+# A blocked range as the allocator reads it: (tables, start, end).
+_Range = tuple[tuple[str, ...], datetime, datetime]
+
+
+def _allocate(
+    layout: Layout, party: int, window: Window, ranges: Iterable[_Range]
+) -> Plan | AllocationFailure:
+    """``allocate`` over (tables, start, end) ranges: a confirmed booking is one range, so
+    the service's day is read as it is, without a range object per table."""
     if party < 1:
         raise ValueError(f"party must be >= 1, got {party}")
     if not layout._candidates:
@@ -468,7 +479,7 @@ def allocate(
     if not fitting:
         return _never_fits(layout, party)
 
-    busy, prev_end, next_start = _index_occupied(layout, window, occupied)
+    busy, prev_end, next_start = _index_ranges(layout, window, ranges)
 
     best_key: tuple[int, int] | None = None
     tied: list[_Candidate] = []
@@ -516,8 +527,8 @@ def _never_fits(layout: Layout, party: int) -> AllocationFailure:
     )
 
 
-def _index_occupied(
-    layout: Layout, window: Window, occupied: Iterable[Occupied]
+def _index_ranges(
+    layout: Layout, window: Window, ranges: Iterable[_Range]
 ) -> tuple[set[str], dict[str, datetime], dict[str, datetime]]:
     """One pass over the ranges: busy tables, and each table's nearest range either side.
 
@@ -528,17 +539,18 @@ def _index_occupied(
     busy: set[str] = set()
     prev_end: dict[str, datetime] = {}
     next_start: dict[str, datetime] = {}
-    for occ in occupied:
-        tid = occ.table_id
-        if tid not in known:
-            continue
-        if occ.start < until and start < occ.end:
-            busy.add(tid)
-        elif occ.end <= start:
-            if tid not in prev_end or occ.end > prev_end[tid]:
-                prev_end[tid] = occ.end
-        elif tid not in next_start or occ.start < next_start[tid]:
-            next_start[tid] = occ.start
+    for table_ids, begins, ends in ranges:
+        if begins < until and start < ends:
+            busy.update(table_ids)
+        elif ends <= start:
+            for tid in table_ids:
+                if tid not in prev_end or ends > prev_end[tid]:
+                    prev_end[tid] = ends
+        else:
+            for tid in table_ids:
+                if tid not in next_start or begins < next_start[tid]:
+                    next_start[tid] = begins
+    busy.intersection_update(known)
     return busy, prev_end, next_start
 
 
@@ -580,9 +592,13 @@ REPACK_MAX_MOVES = 5
 # win); beyond it, one depth-first search up to REPACK_MAX_MOVES takes the first chain.
 REPACK_EXACT_MOVES = 2
 # The hard bound on a search's cost, whatever the restaurant or the day: steps of work
-# (a rival looked at, or a plan looked at, each a few set operations on ints). About
+# (a rival looked at, or a plan looked at, each a few operations on ints, plus
+# _STEP_OVERHEAD per question "which plans could this booking take"). About
 # 2-4 ms of CPU in CPython on a 2020s server core (bench/allocation_cost.py).
 REPACK_WORK_LIMIT = 20_000
+# What one such question costs beyond its rivals and plans (calls, lists, the bookkeeping
+# of trying a plan), in steps.
+_STEP_OVERHEAD = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,6 +617,10 @@ class Repack:
     # booking_id -> its new sorted table ids; each keeps its window, party and status.
     moves: dict[str, tuple[str, ...]]
     nodes: int = 0  # plans the search tried (0 when a free plan needed no move)
+
+
+def _ranges(seated: Iterable[Seated]) -> Iterable[_Range]:
+    return ((s.table_ids, s.window.start, s.window.blocked_until) for s in seated)
 
 
 class _OutOfBudget(Exception):
@@ -638,12 +658,7 @@ def repack(
     started at or before ``started_by`` (local time: its guests may be at the table) is
     never moved.
     """
-    occupied = [
-        Occupied(tid, s.window.start, s.window.blocked_until)
-        for s in confirmed
-        for tid in s.table_ids
-    ]
-    direct = allocate(layout, party, window, occupied)
+    direct = _allocate(layout, party, window, _ranges(confirmed))
     if not (isinstance(direct, AllocationFailure) and direct.reason == NO_CAPACITY):
         return direct if isinstance(direct, AllocationFailure) else Repack(direct, {})
     return _reseat(layout, party, window, confirmed, direct, max_moves=max_moves,
@@ -663,7 +678,7 @@ def _reseat(
     started_by: datetime | None = None,
 ) -> Repack | AllocationFailure:
     """``repack`` once ``allocate`` has answered ``direct`` (no capacity)."""
-    search = _RepackSearch(layout, party, window, confirmed, work_limit, started_by)
+    search = _RepackSearch(layout, party, window, confirmed, max_moves, work_limit, started_by)
     if search.hopeless():
         return AllocationFailure(
             NO_CAPACITY,
@@ -703,22 +718,30 @@ class _RepackSearch:
         party: int,
         window: Window,
         confirmed: Sequence[Seated],
+        max_moves: int,
         work_limit: int,
         started_by: datetime | None,
     ) -> None:
         self.layout = layout
         bit = layout._bit
-        # Index len(confirmed) is the new booking.
-        self.ids = [s.booking_id for s in confirmed]
-        self.parties = [s.party for s in confirmed] + [party]
-        self.spans = [(s.window.start, s.window.blocked_until) for s in confirmed]
+        spans = [(s.window.start, s.window.blocked_until) for s in confirmed]
+        self.longest = max([window.blocked_until - window.start] + [e - s for s, e in spans])
+        # A chain of k moves reaches bookings at most k + 1 overlaps away from the window,
+        # each at most the longest window further: the rest of the day is left out.
+        reach = (max_moves + 1) * self.longest
+        lo, hi = window.start - reach, window.blocked_until + reach
+        near = [s for s, (b, e) in zip(confirmed, spans, strict=True) if b < hi and lo < e]
+        # Index len(near) is the new booking.
+        self.ids = [s.booking_id for s in near]
+        self.parties = [s.party for s in near] + [party]
+        self.spans = [(s.window.start, s.window.blocked_until) for s in near]
         self.spans.append((window.start, window.blocked_until))
         # Tables the layout does not know block no plan of it: they are left out.
-        self.seat = [sum(bit[t] for t in s.table_ids if t in bit) for s in confirmed] + [0]
-        self.tables = [tuple(t for t in s.table_ids if t in bit) for s in confirmed] + [()]
-        self.new = len(confirmed)
+        self.seat = [sum(bit[t] for t in s.table_ids if t in bit) for s in near] + [0]
+        self.tables = [tuple(t for t in s.table_ids if t in bit) for s in near] + [()]
+        self.new = len(near)
         # Bookings that may not move: those whose guests may already be seated.
-        self.fixed = [started_by is not None and s.window.start <= started_by for s in confirmed]
+        self.fixed = [started_by is not None and s.window.start <= started_by for s in near]
         self.fixed.append(False)
         self.work_limit = work_limit
         self.work = 0  # steps spent: rivals and plans looked at
@@ -726,7 +749,6 @@ class _RepackSearch:
         self.out = False
         self.by_start = sorted(range(len(self.spans)), key=lambda i: self.spans[i][0])
         self.starts = [self.spans[i][0] for i in self.by_start]
-        self.longest = max(e - s for s, e in self.spans)
         self._rivals: dict[int, tuple[int, ...]] = {}
 
     def rivals(self, booking: int) -> tuple[int, ...]:
@@ -800,7 +822,7 @@ class _RepackSearch:
         seat = self.seat
         minimal = self.layout._minimal(self.parties[booking])
         rivals = self.rivals(booking)
-        self.work += len(rivals) + len(minimal)
+        self.work += _STEP_OVERHEAD + len(rivals) + len(minimal)
         if self.work > self.work_limit:
             self.out = True
             raise _OutOfBudget

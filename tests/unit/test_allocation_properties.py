@@ -257,9 +257,10 @@ def test_giving_up_at_once_is_never_wrong(cfg, sequence):
         result = repack(layout, party, window, confirmed)
         if isinstance(result, AllocationFailure) and "need more tables" in result.detail:
             event("gave up at once")
-            search = _RepackSearch(layout, party, window, confirmed, 10**9, None)
+            moves = len(confirmed) + 1
+            search = _RepackSearch(layout, party, window, confirmed, moves, 10**9, None)
             assert search.hopeless()
-            assert search.run(len(confirmed) + 1) is None
+            assert search.run(moves) is None
         if isinstance(result, Repack):
             for booking_id, tables in result.moves.items():
                 before = seated[booking_id]
