@@ -140,6 +140,9 @@ class Layout:
     _least_by_party: dict[int, tuple[int, int]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _masks: dict[tuple[str, ...], int] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         candidates = _enumerate_candidates(self.tables, self.adjacency, self.max_tables)
@@ -154,6 +157,7 @@ class Layout:
         object.__setattr__(self, "_by_party", {})
         object.__setattr__(self, "_minimal_by_party", {})
         object.__setattr__(self, "_least_by_party", {})
+        object.__setattr__(self, "_masks", {})
 
     @classmethod
     def from_config(cls, cfg: RestaurantConfig) -> Layout:
@@ -194,6 +198,17 @@ class Layout:
         """Plans that seat ``party`` with no strict subset that also does (what re-seating
         and the benchmark's optimum consider), best first when all are free."""
         return tuple(Plan(c.table_ids, c.seats) for c in self._minimal(party))
+
+    def _mask_of(self, table_ids: tuple[str, ...]) -> int:
+        """The mask of a booking's tables; tables the layout does not know have no bit (they
+        block none of its plans)."""
+        mask = self._masks.get(table_ids)
+        if mask is None:
+            bit = self._bit
+            mask = sum(bit[t] for t in set(table_ids) if t in bit)
+            if len(self._masks) < _MASK_CACHE_SIZE:
+                self._masks[table_ids] = mask
+        return mask
 
     def _least(self, party: int) -> tuple[int, int]:
         """The fewest tables and the fewest seats any plan for ``party`` takes
@@ -242,6 +257,8 @@ class Layout:
 
 
 _LAYOUT_CACHE_SIZE = 256
+# Distinct table sets remembered per layout: bookings sit on its plans, so a few hundred.
+_MASK_CACHE_SIZE = 4096
 _LAYOUT_CACHE: dict[int, tuple[RestaurantConfig, Layout]] = {}
 
 
@@ -431,6 +448,10 @@ def seat(
         if isinstance(repacked, Repack):
             return repacked.plan, window, repacked.moves
         return repacked, window, {}  # says how far re-seating looked
+    if reseat and isinstance(outcome, Plan) and outcome.seats > party:
+        tidier = tidy(layout, party, window, list(seated.values()), outcome,
+                      started_by=local_now)
+        return tidier.plan, window, tidier.moves
     return outcome, window, {}
 
 
@@ -702,6 +723,35 @@ def _reseat(
     )
 
 
+def tidy(
+    layout: Layout,
+    party: int,
+    window: Window,
+    confirmed: Sequence[Seated],
+    plan: Plan,
+    *,
+    started_by: datetime | None = None,
+    work_limit: int = REPACK_WORK_LIMIT,
+) -> Repack:
+    """``plan`` (free, but with seats to spare), or a plan with fewer wasted seats that one
+    move makes free: the booking holding it moves to a free plan, and the two together
+    waste fewer seats than before (a three off a four-top onto two adjacent two-tops, so a
+    four need not take a six-top). Re-seating that today's booking does not need, so
+    that fewer seats are wasted for the requests still to come; one move at most, the
+    largest gain wins (ties: the ranking of ``allocate``). A booking that started by
+    ``started_by`` never moves."""
+    search = _RepackSearch(layout, party, window, confirmed, 1, work_limit, started_by)
+    try:
+        found = search.swap(plan.seats - party)
+    except _OutOfBudget:
+        found = search.best_swap
+    if found is None:
+        return Repack(plan, {})
+    cand, other, alternative = found
+    return Repack(Plan(cand.table_ids, cand.seats), {search.ids[other]: alternative.table_ids},
+                  search.nodes)
+
+
 class _RepackSearch:
     """Depth-first ejection chains over who sits where, undone on backtrack.
 
@@ -723,22 +773,28 @@ class _RepackSearch:
         started_by: datetime | None,
     ) -> None:
         self.layout = layout
-        bit = layout._bit
-        spans = [(s.window.start, s.window.blocked_until) for s in confirmed]
-        self.longest = max([window.blocked_until - window.start] + [e - s for s, e in spans])
+        start, until = window.start, window.blocked_until
+        longest = until - start
+        for s in confirmed:
+            longest = max(longest, s.window.blocked_until - s.window.start)
+        self.longest = longest
         # A chain of k moves reaches bookings at most k + 1 overlaps away from the window,
         # each at most the longest window further: the rest of the day is left out.
-        reach = (max_moves + 1) * self.longest
-        lo, hi = window.start - reach, window.blocked_until + reach
-        near = [s for s, (b, e) in zip(confirmed, spans, strict=True) if b < hi and lo < e]
-        # Index len(near) is the new booking.
+        reach = (max_moves + 1) * longest
+        lo, hi = start - reach, until + reach
+        near = sorted(
+            (s for s in confirmed if s.window.start < hi and lo < s.window.blocked_until),
+            key=lambda s: s.window.start,
+        )
+        # Indexes follow the start times; index len(near) is the new booking.
         self.ids = [s.booking_id for s in near]
         self.parties = [s.party for s in near] + [party]
         self.spans = [(s.window.start, s.window.blocked_until) for s in near]
-        self.spans.append((window.start, window.blocked_until))
-        # Tables the layout does not know block no plan of it: they are left out.
-        self.seat = [sum(bit[t] for t in s.table_ids if t in bit) for s in near] + [0]
-        self.tables = [tuple(t for t in s.table_ids if t in bit) for s in near] + [()]
+        self.spans.append((start, until))
+        self.starts = [s.window.start for s in near]
+        mask_of = layout._mask_of
+        self.seat = [mask_of(s.table_ids) for s in near] + [0]
+        self.tables = [s.table_ids for s in near] + [()]
         self.new = len(near)
         # Bookings that may not move: those whose guests may already be seated.
         self.fixed = [started_by is not None and s.window.start <= started_by for s in near]
@@ -747,22 +803,25 @@ class _RepackSearch:
         self.work = 0  # steps spent: rivals and plans looked at
         self.nodes = 0  # plans tried
         self.out = False
-        self.by_start = sorted(range(len(self.spans)), key=lambda i: self.spans[i][0])
-        self.starts = [self.spans[i][0] for i in self.by_start]
+        self.pinned: dict[int, _Candidate] = {}  # placed in this chain: never displaced
+        self.moved: set[int] = set()  # taken off their tables in this chain
         self._rivals: dict[int, tuple[int, ...]] = {}
+        self._statics: dict[int, list[tuple[_Candidate, tuple[int, ...]]]] = {}
 
     def rivals(self, booking: int) -> tuple[int, ...]:
-        """The bookings whose windows overlap this one's (by bisection: only those starting
-        less than the longest window before it can)."""
+        """The bookings whose windows overlap this one's, in start order (by bisection:
+        only those starting less than the longest window before it can)."""
         found = self._rivals.get(booking)
         if found is None:
             start, until = self.spans[booking]
             lo = bisect_right(self.starts, start - self.longest)
             hi = bisect_left(self.starts, until)
             spans = self.spans
-            found = tuple(
-                i for i in self.by_start[lo:hi] if spans[i][1] > start and i != booking
-            )
+            found = [i for i in range(lo, hi) if spans[i][1] > start and i != booking]
+            new = self.new
+            if booking != new and spans[new][0] < until and start < spans[new][1]:
+                found.append(new)
+            found = tuple(found)
             self._rivals[booking] = found
         return found
 
@@ -807,8 +866,38 @@ class _RepackSearch:
                 return True
         return False
 
+    def swap(self, waste: int) -> tuple[_Candidate, int, _Candidate] | None:
+        """For ``tidy``: the plan for the new booking, the booking it displaces and that
+        one's new plan, where one move saves the most wasted seats (the new booking now
+        wastes ``waste`` on a free plan); None when no move saves any."""
+        party = self.parties[self.new]
+        capacity = {self.layout._bit[t.table_id]: t.capacity for t in self.layout.tables}
+        self.best_swap: tuple[_Candidate, int, _Candidate] | None = None
+        best_gain = 0
+        for displaced, cand, blockers in self._options(self.new, 1):
+            if displaced != 1 or cand.seats - party >= waste:
+                continue
+            (other,) = blockers
+            held = self.seat[other]
+            self.seat[other], self.seat[self.new] = 0, cand.mask
+            self.moved.add(other)
+            self.pinned[self.new] = cand
+            free = self._options(other, 0)
+            del self.pinned[self.new]
+            self.moved.discard(other)
+            self.seat[other], self.seat[self.new] = held, 0
+            if not free:
+                continue
+            alternative = free[0][1]  # fewest wasted seats first
+            seats_held = sum(c for bit, c in capacity.items() if bit & held)
+            gain = (waste + seats_held) - (cand.seats + alternative.seats - party)
+            if gain > best_gain:
+                best_gain, self.best_swap = gain, (cand, other, alternative)
+        return self.best_swap
+
     def run(self, moves_allowed: int) -> Repack | None:
-        self.pinned: dict[int, _Candidate] = {}  # placed in this chain: never displaced
+        self.pinned.clear()
+        self.moved.clear()
         if not self._place([self.new], moves_allowed):
             return None
         new_plan = self.pinned.pop(self.new)
@@ -820,50 +909,69 @@ class _RepackSearch:
         unpinned bookings; fewest displaced first, then fewest wasted seats, fewest
         tables, table ids (the order of ``Layout._minimal``)."""
         seat = self.seat
-        minimal = self.layout._minimal(self.parties[booking])
         rivals = self.rivals(booking)
-        self.work += _STEP_OVERHEAD + len(rivals) + len(minimal)
-        if self.work > self.work_limit:
-            self.out = True
-            raise _OutOfBudget
         if moves_left == 0:
             # The question asked most, at the end of every chain: plans that displace nobody.
+            minimal = self.layout._minimal(self.parties[booking])
+            self._spend(len(rivals) + len(minimal))
             busy = 0
             for other in rivals:
                 busy |= seat[other]
             return [(0, cand, []) for cand in minimal if not cand.mask & busy]
-        busy = hard = 0
-        holders: dict[str, list[int]] = {}  # table -> rivals on it that may be displaced
-        pinned, fixed, tables = self.pinned, self.fixed, self.tables
-        for other in rivals:
-            mask = seat[other]
-            if not mask:
-                continue
-            busy |= mask
-            if fixed[other] or other in pinned:
-                hard |= mask
-            else:
-                for tid in tables[other]:
-                    holders.setdefault(tid, []).append(other)
+        static = self._static(booking)
+        self._spend(len(static))
+        taken = 0  # tables rivals placed in this chain hold now: nobody displaces them
+        start, until = self.spans[booking]
+        for other, cand in self.pinned.items():
+            begins, ends = self.spans[other]
+            if begins < until and start < ends:
+                taken |= cand.mask
+        moved = self.moved
         ranked = []
-        for cand in minimal:
-            mask = cand.mask
-            if mask & hard:
+        for cand, blockers in static:
+            if cand.mask & taken:
                 continue
-            if not mask & busy:
-                ranked.append((0, cand, []))
-                continue
-            if len(cand.table_ids) == 1:
-                blockers = holders[cand.table_ids[0]]
-            else:
-                found: set[int] = set()
-                for tid in cand.table_ids:
-                    found.update(holders.get(tid, ()))
-                blockers = sorted(found)
+            if not moved.isdisjoint(blockers):
+                # A moved one no longer sits there: waiting, or pinned elsewhere (in taken).
+                blockers = tuple(other for other in blockers if other not in moved)
             if len(blockers) <= moves_left:
-                ranked.append((len(blockers), cand, blockers))
+                ranked.append((len(blockers), cand, list(blockers)))
         ranked.sort(key=lambda o: o[0])  # stable: ties keep the plans' rank order
         return ranked
+
+    def _static(self, booking: int) -> list[tuple[_Candidate, tuple[int, ...]]]:
+        """The booking's plans with the rivals on them before any move, in rank order;
+        plans a booking that may not move sits on are left out (never freed). Built once
+        per booking; a step corrects it only for the few bookings moved so far."""
+        found = self._statics.get(booking)
+        if found is None:
+            rivals = self.rivals(booking)
+            minimal = self.layout._minimal(self.parties[booking])
+            self._spend(len(rivals) + len(minimal))
+            holders: dict[str, list[int]] = {}
+            for other in rivals:
+                for tid in self.tables[other]:
+                    holders.setdefault(tid, []).append(other)
+            fixed = self.fixed
+            found = []
+            for cand in minimal:
+                if len(cand.table_ids) == 1:
+                    blockers = tuple(holders.get(cand.table_ids[0], ()))
+                else:
+                    on: set[int] = set()
+                    for tid in cand.table_ids:
+                        on.update(holders.get(tid, ()))
+                    blockers = tuple(sorted(on))
+                if not any(fixed[other] for other in blockers):
+                    found.append((cand, blockers))
+            self._statics[booking] = found
+        return found
+
+    def _spend(self, steps: int) -> None:
+        self.work += _STEP_OVERHEAD + steps
+        if self.work > self.work_limit:
+            self.out = True
+            raise _OutOfBudget
 
     def _place(self, pending: list[int], moves_left: int) -> bool:
         if not pending:
@@ -878,18 +986,20 @@ class _RepackSearch:
             if booking < 0 or len(found) < len(options):
                 booking, options = waiting, found
         rest = [i for i in pending if i != booking]
-        seat, tables = self.seat, self.tables
+        seat, moved = self.seat, self.moved
         for displaced_count, cand, blockers in options:
             self.nodes += 1
-            lifted = [(seat[i], tables[i]) for i in blockers]
+            lifted = [seat[i] for i in blockers]
             for i in blockers:
-                seat[i], tables[i] = 0, ()
-            seat[booking], tables[booking] = cand.mask, cand.table_ids
+                seat[i] = 0
+            moved.update(blockers)
+            seat[booking] = cand.mask
             self.pinned[booking] = cand
             if self._place(rest + blockers, moves_left - displaced_count):
                 return True
             del self.pinned[booking]
-            seat[booking], tables[booking] = 0, ()
-            for i, before in zip(blockers, lifted, strict=True):
-                seat[i], tables[i] = before
+            seat[booking] = 0
+            moved.difference_update(blockers)
+            for i, mask in zip(blockers, lifted, strict=True):
+                seat[i] = mask
         return False

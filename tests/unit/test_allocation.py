@@ -25,6 +25,7 @@ from domain.allocation import (
     plan_occupancy,
     repack,
     seat,
+    tidy,
 )
 from models.restaurant import RestaurantConfig
 
@@ -456,3 +457,33 @@ def test_minimal_plans_leave_out_supersets_of_a_plan_that_fits():
     layout = Layout.from_config(cfg)
     assert {p.table_ids for p in layout.minimal_plans_for(4)} == {("a", "b"), ("c",)}
     assert ("b", "c") in {p.table_ids for p in layout.plans_for(4)}
+
+
+def test_seat_moves_one_booking_when_both_then_waste_fewer_seats():
+    # A four arrives with only the six-top free; the three on the four-top could sit at the
+    # free three-top. Moving it seats both without a wasted seat (3 wasted before).
+    cfg = config([("t3", "main", 3), ("t4", "main", 4), ("t6", "main", 6)])
+    three = seated(cfg, "x", ["t4"], party=3)
+    day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": three}, day_before,
+                             reseat=True)
+    assert outcome == Plan(("t4",), 4) and moves == {"x": ("t3",)}
+    # Without re-seating, or once the three has started, nobody moves.
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": three}, day_before,
+                             reseat=False)
+    assert outcome == Plan(("t6",), 6) and moves == {}
+    early = seated(cfg, "x", ["t4"], start="18:30", party=3)
+    at_the_door = datetime(2026, 12, 1, 18, 45, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": early}, at_the_door,
+                             reseat=True)
+    assert outcome == Plan(("t6",), 6) and moves == {}
+
+
+def test_tidy_moves_nobody_for_no_gain():
+    # The couple on the two-top could only go to the free four-top: as many seats wasted
+    # as the new couple wastes there now.
+    cfg = config([("t2", "main", 2), ("t4", "main", 4)])
+    layout = Layout.from_config(cfg)
+    couple = seated(cfg, "x", ["t2"])
+    result = tidy(layout, 2, window(cfg), [couple], Plan(("t4",), 4))
+    assert result == Repack(Plan(("t4",), 4), {})

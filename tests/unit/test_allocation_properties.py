@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from domain.allocation import (
     NO_CAPACITY,
+    REPACK_MAX_MOVES,
     AllocationFailure,
     Layout,
     Occupied,
@@ -21,6 +22,7 @@ from domain.allocation import (
     booking_window,
     plan_occupancy,
     repack,
+    seat,
 )
 from models.restaurant import RestaurantConfig
 
@@ -266,3 +268,36 @@ def test_giving_up_at_once_is_never_wrong(cfg, sequence):
                 before = seated[booking_id]
                 seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
             seated[f"b{index}"] = Seated(f"b{index}", party, window, result.plan.table_ids)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cfg=restaurants(crowded=True),
+    sequence=crowded_requests,
+    now=st.integers(16 * 4, 20 * 4).map(lambda q: time(q // 4, (q % 4) * 15)),
+)
+def test_seat_keeps_the_day_sound_whatever_it_moves(cfg, sequence, now):
+    """The service's decision (seat, re-seating on: making room, and moving one booking
+    when that wastes fewer seats) keeps every booking fitting and the day overlap-free,
+    moves at most REPACK_MAX_MOVES bookings at a time, each keeping its window, and never
+    one that has started."""
+    at = datetime.combine(DAY, now, tzinfo=UTC)
+    seated: dict[str, Seated] = {}
+    for index, (start, minutes, party) in enumerate(sequence):
+        end = None
+        if minutes is not None:
+            end_minute = (start.hour * 60 + start.minute + minutes) % (24 * 60)
+            end = time(end_minute // 60, end_minute % 60)
+        outcome, window, moves = seat(cfg, party, DAY, start, end, seated, at, reseat=True)
+        if not isinstance(outcome, Plan):
+            assert moves == {}
+            continue
+        assert window is not None and window.start > at.replace(tzinfo=None)
+        assert len(moves) <= REPACK_MAX_MOVES
+        for booking_id, tables in moves.items():
+            before = seated[booking_id]
+            assert tables != before.table_ids
+            assert before.window.start > at.replace(tzinfo=None)
+            seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
+        seated[f"b{index}"] = Seated(f"b{index}", party, window, outcome.table_ids)
+        _assert_day_is_sound(cfg, seated)
