@@ -6,7 +6,10 @@ bookings fill the benchmark date and then the next (the service hands the alloca
 date's bookings and its neighbours'), until the allocator holds that many; then DECISIONS
 timed calls of ``domain.allocation.seat`` exactly as the service makes them (re-seating
 on), for evening requests on the benchmark date. Times are the thread's CPU time (other
-work on a shared machine does not count), wall time beside them. The decisions are not
+work on a shared machine does not count), wall time beside them; the garbage collector
+is paused while they run, as ``timeit`` does (its pauses depend on the whole process's
+heap, not on the decision). ``calibration_s`` is the CPU time of a fixed pure-Python loop
+at the start and the end of the run: how fast this machine was then. The decisions are not
 kept, so each meets the same full day: most of them find no free table and go on to
 re-seating, the expensive path. The layout (candidate plans) is built once per restaurant
 and reported separately.
@@ -19,7 +22,9 @@ bench/results/allocation_cost.{json,png}. Target: p99 <= 5 ms at 60 tables x 400
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import random
 import statistics
 import time as clock
@@ -87,6 +92,26 @@ def fill(cfg: RestaurantConfig, n_bookings: int, rng: random.Random) -> dict[str
     return seated
 
 
+def _decide(cfg: RestaurantConfig, seated: dict[str, Seated], rng: random.Random):
+    """One timed decision: (CPU ms, wall ms, outcome, moves)."""
+    party = rng.choice((1, 2, 2, 2, 3, 4, 4, 5, 6, 8))
+    start = time(17 + rng.randrange(0, 4), 15 * rng.randrange(0, 4))
+    wall, cpu = clock.perf_counter(), clock.thread_time()
+    outcome, _, moved = seat(cfg, party, BENCH_DATE, start, None, seated, DECIDED_AT,
+                             reseat=True)
+    return ((clock.thread_time() - cpu) * 1000, (clock.perf_counter() - wall) * 1000,
+            outcome, moved)
+
+
+def calibration() -> float:
+    """CPU seconds of a fixed pure-Python loop (about 0.15 s on an idle 2020s core)."""
+    started = clock.thread_time()
+    total = 0
+    for i in range(3_000_000):
+        total += i & 7
+    return round(clock.thread_time() - started, 3)
+
+
 def _percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -103,14 +128,14 @@ def measure(n_tables: int, n_bookings: int, decisions: int, seed: int = 0) -> di
     samples, reseat_samples, wall = [], [], []
     confirmed = moved = 0
     moves: list[int] = []
-    for _ in range(decisions):
-        party = rng.choice((1, 2, 2, 2, 3, 4, 4, 5, 6, 8))
-        start = time(17 + rng.randrange(0, 4), 15 * rng.randrange(0, 4))
-        t0, cpu = clock.perf_counter(), clock.thread_time()
-        outcome, _, moved_now = seat(cfg, party, BENCH_DATE, start, None, seated, DECIDED_AT,
-                                     reseat=True)
-        ms = (clock.thread_time() - cpu) * 1000
-        wall.append((clock.perf_counter() - t0) * 1000)
+    gc.collect()
+    gc.disable()
+    try:
+        timed = [_decide(cfg, seated, rng) for _ in range(decisions)]
+    finally:
+        gc.enable()
+    for ms, wall_ms, outcome, moved_now in timed:
+        wall.append(wall_ms)
         samples.append(ms)
         if moved_now or (isinstance(outcome, AllocationFailure) and outcome.reason == NO_CAPACITY):
             reseat_samples.append(ms)
@@ -169,8 +194,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     tables = [int(t) for t in args.tables.split(",")]
 
+    before = calibration()
     cells = [measure(t, b, args.decisions) for t in tables for b in BOOKINGS
              if b <= MAX_BOOKINGS_PER_TABLE * t]
+    after = calibration()
 
     def cell(spec: dict) -> dict | None:
         return next((c for c in cells if c["tables"] == spec["tables"]
@@ -182,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
         "target": TARGET,
         "target_met": target_cell is not None and target_cell["p99_ms"] <= TARGET["p99_ms"],
         "reseat_bounds": {"max_moves": REPACK_MAX_MOVES, "work_limit": REPACK_WORK_LIMIT},
+        "calibration_s": {"before": before, "after": after},
+        "load_average": list(os.getloadavg()),
         "cells": cells,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -205,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
     if reported is not None:
         print(f"{REPORTED['tables']} tables x {reported['bookings']} bookings: p99 "
               f"{reported['p99_ms']:.3f} ms")
+    print(f"calibration loop: {before} s before, {after} s after (about 0.15 s on an idle core)")
     print(f"wrote {RESULTS_DIR / 'allocation_cost.json'} and .png")
     return payload
 

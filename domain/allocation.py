@@ -131,6 +131,7 @@ class Layout:
     _candidates: tuple[_Candidate, ...] = field(init=False, repr=False, compare=False)
     _combo_weight: dict[str, int] = field(init=False, repr=False, compare=False)
     _bit: dict[str, int] = field(init=False, repr=False, compare=False)
+    _active_capacity: dict[int, int] = field(init=False, repr=False, compare=False)
     _by_party: dict[int, tuple[_Candidate, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -153,6 +154,9 @@ class Layout:
                     weight[tid] += 1
         object.__setattr__(self, "_candidates", candidates)
         object.__setattr__(self, "_bit", _table_bits(self.tables))
+        object.__setattr__(self, "_active_capacity", {
+            self._bit[t.table_id]: t.capacity for t in self.tables if t.active
+        })
         object.__setattr__(self, "_combo_weight", weight)
         object.__setattr__(self, "_by_party", {})
         object.__setattr__(self, "_minimal_by_party", {})
@@ -604,19 +608,17 @@ def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: di
 
 # The move set of one decision: at most this many confirmed bookings get other tables.
 # Why a bound: each move is a status event every consumer of booking-status applies, a row
-# the allocation transaction locks, and a guest whose table changes on the floor plan; and
-# the search grows exponentially with it. Why 5: on the generated days
-# (bench/allocation_quality.py) the re-seatings that make room need 1-3 moves mostly, a
-# rotation of 4-5 bookings sometimes; longer ones are rare and cost more than they seat.
-REPACK_MAX_MOVES = 5
-# Up to this many moves the search is exhaustive (iterative deepening: the fewest moves
-# win); beyond it, one depth-first search up to REPACK_MAX_MOVES takes the first chain.
-REPACK_EXACT_MOVES = 2
+# the allocation transaction locks and a changed floor plan; and the search grows
+# exponentially with it. Why 3: within the work the search can afford (below), allowing
+# 4, 5 or 8 moves seated no more guests on the generated days (bench/README.md); the
+# re-seatings that would seat more need rotations of 5-11 bookings, which no search this
+# cheap finds.
+REPACK_MAX_MOVES = 3
 # The hard bound on a search's cost, whatever the restaurant or the day: steps of work
 # (a rival looked at, or a plan looked at, each a few operations on ints, plus
 # _STEP_OVERHEAD per question "which plans could this booking take"). About
 # 2-4 ms of CPU in CPython on a 2020s server core (bench/allocation_cost.py).
-REPACK_WORK_LIMIT = 20_000
+REPACK_WORK_LIMIT = 16_000
 # What one such question costs beyond its rivals and plans (calls, lists, the bookkeeping
 # of trying a plan), in steps.
 _STEP_OVERHEAD = 20
@@ -644,6 +646,16 @@ def _ranges(seated: Iterable[Seated]) -> Iterable[_Range]:
     return ((s.table_ids, s.window.start, s.window.blocked_until) for s in seated)
 
 
+def _bits(mask: int) -> list[int]:
+    """The positions of the set bits, lowest first (bookings in start order)."""
+    found = []
+    while mask:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return found
+
+
 class _OutOfBudget(Exception):
     pass
 
@@ -655,7 +667,6 @@ def repack(
     confirmed: Sequence[Seated],
     *,
     max_moves: int = REPACK_MAX_MOVES,
-    exact_moves: int = REPACK_EXACT_MOVES,
     work_limit: int = REPACK_WORK_LIMIT,
     started_by: datetime | None = None,
 ) -> Repack | AllocationFailure:
@@ -665,11 +676,10 @@ def repack(
     the bookings at some moment of the window need more tables or seats than there are,
     it looks for an ejection chain: the new booking takes a plan, the bookings holding its
     tables in the window move to other free-or-freed plans that fit them, and so on; a
-    booking moves at most once and a placed one is never displaced again. Up to
-    ``exact_moves`` moved bookings the search is exhaustive by iterative deepening, so a
-    chain of fewest moves wins; then one depth-first search allows up to ``max_moves`` and
-    takes the first chain it finds. The whole search spends at most ``work_limit`` steps,
-    so its cost is bounded whatever the day; it is complete only inside that budget. Only
+    booking moves at most once and a placed one is never displaced again. Iterative
+    deepening over the number of moved bookings (1..``max_moves``) returns a chain with the
+    fewest moves. The whole search spends at most ``work_limit`` steps, so its cost is
+    bounded whatever the day; it is exact up to ``max_moves`` only inside that budget. Only
     bookings whose windows overlap one being placed are looked at. Ties: fewest displaced
     at each step, then fewest wasted seats, fewest tables, table ids.
 
@@ -683,7 +693,7 @@ def repack(
     if not (isinstance(direct, AllocationFailure) and direct.reason == NO_CAPACITY):
         return direct if isinstance(direct, AllocationFailure) else Repack(direct, {})
     return _reseat(layout, party, window, confirmed, direct, max_moves=max_moves,
-                   exact_moves=exact_moves, work_limit=work_limit, started_by=started_by)
+                   work_limit=work_limit, started_by=started_by)
 
 
 def _reseat(
@@ -694,7 +704,6 @@ def _reseat(
     direct: AllocationFailure,
     *,
     max_moves: int = REPACK_MAX_MOVES,
-    exact_moves: int = REPACK_EXACT_MOVES,
     work_limit: int = REPACK_WORK_LIMIT,
     started_by: datetime | None = None,
 ) -> Repack | AllocationFailure:
@@ -706,10 +715,7 @@ def _reseat(
             f"{direct.detail}, and no re-seating can free one: the bookings at that time "
             "need more tables or seats than the restaurant has",
         )
-    depths = list(range(1, min(exact_moves, max_moves) + 1))
-    if max_moves > exact_moves:
-        depths.append(max_moves)
-    for moves_allowed in depths:
+    for moves_allowed in range(1, max_moves + 1):
         try:
             found = search.run(moves_allowed)
         except _OutOfBudget:
@@ -799,14 +805,15 @@ class _RepackSearch:
         # Bookings that may not move: those whose guests may already be seated.
         self.fixed = [started_by is not None and s.window.start <= started_by for s in near]
         self.fixed.append(False)
+        self.fixed_mask = sum(1 << i for i, fixed in enumerate(self.fixed) if fixed)
         self.work_limit = work_limit
         self.work = 0  # steps spent: rivals and plans looked at
         self.nodes = 0  # plans tried
         self.out = False
         self.pinned: dict[int, _Candidate] = {}  # placed in this chain: never displaced
-        self.moved: set[int] = set()  # taken off their tables in this chain
+        self.moved = 0  # bits of the bookings taken off their tables in this chain
         self._rivals: dict[int, tuple[int, ...]] = {}
-        self._statics: dict[int, list[tuple[_Candidate, tuple[int, ...]]]] = {}
+        self._statics: dict[int, list[tuple[_Candidate, int]]] = {}
 
     def rivals(self, booking: int) -> tuple[int, ...]:
         """The bookings whose windows overlap this one's, in start order (by bisection:
@@ -831,8 +838,7 @@ class _RepackSearch:
         (Each booking needs at least its party's smallest plan, or what it holds now if
         that is less or it may not move.) Settles most searches that would fail, at once."""
         layout = self.layout
-        bit = layout._bit
-        capacity = {bit[t.table_id]: t.capacity for t in layout.tables if t.active}
+        capacity = layout._active_capacity
         start, until = self.spans[self.new]
         # A sweep over the window: +need when a rival arrives, -need when it leaves (a
         # leaving one first at equal times: windows are half-open).
@@ -852,7 +858,7 @@ class _RepackSearch:
             s, e = self.spans[other]
             events.append((max(s, start), 1, tables, seats))
             events.append((e, 0, -tables, -seats))
-        events.sort(key=lambda event: (event[0], event[1]))
+        events.sort()  # by time, a leaving one (0) before an arriving one (1)
         tables, seats = layout._least(self.parties[self.new])
         all_tables, all_seats = len(capacity), sum(capacity.values())
         if tables > all_tables or seats > all_seats:
@@ -877,14 +883,14 @@ class _RepackSearch:
         for displaced, cand, blockers in self._options(self.new, 1):
             if displaced != 1 or cand.seats - party >= waste:
                 continue
-            (other,) = blockers
+            (other,) = _bits(blockers)
             held = self.seat[other]
             self.seat[other], self.seat[self.new] = 0, cand.mask
-            self.moved.add(other)
+            self.moved |= blockers
             self.pinned[self.new] = cand
             free = self._options(other, 0)
             del self.pinned[self.new]
-            self.moved.discard(other)
+            self.moved = 0
             self.seat[other], self.seat[self.new] = held, 0
             if not free:
                 continue
@@ -897,17 +903,18 @@ class _RepackSearch:
 
     def run(self, moves_allowed: int) -> Repack | None:
         self.pinned.clear()
-        self.moved.clear()
+        self.moved = 0
         if not self._place([self.new], moves_allowed):
             return None
         new_plan = self.pinned.pop(self.new)
         moves = {self.ids[i]: c.table_ids for i, c in sorted(self.pinned.items())}
         return Repack(Plan(new_plan.table_ids, new_plan.seats), moves, self.nodes)
 
-    def _options(self, booking: int, moves_left: int) -> list[tuple[int, _Candidate, list[int]]]:
+    def _options(self, booking: int, moves_left: int) -> list[tuple[int, _Candidate, int]]:
         """Plans the booking could take now, displacing at most ``moves_left`` movable,
-        unpinned bookings; fewest displaced first, then fewest wasted seats, fewest
-        tables, table ids (the order of ``Layout._minimal``)."""
+        unpinned bookings (a mask of booking bits: booking ``i`` is ``1 << i``); fewest
+        displaced first, then fewest wasted seats, fewest tables, table ids (the order of
+        ``Layout._minimal``)."""
         seat = self.seat
         rivals = self.rivals(booking)
         if moves_left == 0:
@@ -917,7 +924,7 @@ class _RepackSearch:
             busy = 0
             for other in rivals:
                 busy |= seat[other]
-            return [(0, cand, []) for cand in minimal if not cand.mask & busy]
+            return [(0, cand, 0) for cand in minimal if not cand.mask & busy]
         static = self._static(booking)
         self._spend(len(static))
         taken = 0  # tables rivals placed in this chain hold now: nobody displaces them
@@ -926,43 +933,40 @@ class _RepackSearch:
             begins, ends = self.spans[other]
             if begins < until and start < ends:
                 taken |= cand.mask
-        moved = self.moved
+        # A moved booking no longer sits where it did: it waits, or is pinned elsewhere
+        # (then its new tables are in taken).
+        sitting = ~self.moved
         ranked = []
         for cand, blockers in static:
             if cand.mask & taken:
                 continue
-            if not moved.isdisjoint(blockers):
-                # A moved one no longer sits there: waiting, or pinned elsewhere (in taken).
-                blockers = tuple(other for other in blockers if other not in moved)
-            if len(blockers) <= moves_left:
-                ranked.append((len(blockers), cand, list(blockers)))
+            blockers &= sitting
+            count = blockers.bit_count()
+            if count <= moves_left:
+                ranked.append((count, cand, blockers))
         ranked.sort(key=lambda o: o[0])  # stable: ties keep the plans' rank order
         return ranked
 
-    def _static(self, booking: int) -> list[tuple[_Candidate, tuple[int, ...]]]:
-        """The booking's plans with the rivals on them before any move, in rank order;
-        plans a booking that may not move sits on are left out (never freed). Built once
-        per booking; a step corrects it only for the few bookings moved so far."""
+    def _static(self, booking: int) -> list[tuple[_Candidate, int]]:
+        """The booking's plans with the rivals on them before any move (a mask of booking
+        bits), in rank order; plans a booking that may not move sits on are left out (never
+        freed). Built once per booking; a step corrects it only for the bookings moved."""
         found = self._statics.get(booking)
         if found is None:
             rivals = self.rivals(booking)
             minimal = self.layout._minimal(self.parties[booking])
             self._spend(len(rivals) + len(minimal))
-            holders: dict[str, list[int]] = {}
+            holders: dict[str, int] = {}
             for other in rivals:
                 for tid in self.tables[other]:
-                    holders.setdefault(tid, []).append(other)
-            fixed = self.fixed
+                    holders[tid] = holders.get(tid, 0) | 1 << other
+            fixed = self.fixed_mask
             found = []
             for cand in minimal:
-                if len(cand.table_ids) == 1:
-                    blockers = tuple(holders.get(cand.table_ids[0], ()))
-                else:
-                    on: set[int] = set()
-                    for tid in cand.table_ids:
-                        on.update(holders.get(tid, ()))
-                    blockers = tuple(sorted(on))
-                if not any(fixed[other] for other in blockers):
+                blockers = 0
+                for tid in cand.table_ids:
+                    blockers |= holders.get(tid, 0)
+                if not blockers & fixed:
                     found.append((cand, blockers))
             self._statics[booking] = found
         return found
@@ -986,20 +990,21 @@ class _RepackSearch:
             if booking < 0 or len(found) < len(options):
                 booking, options = waiting, found
         rest = [i for i in pending if i != booking]
-        seat, moved = self.seat, self.moved
-        for displaced_count, cand, blockers in options:
+        seat = self.seat
+        for displaced_count, cand, displaced in options:
             self.nodes += 1
+            blockers = _bits(displaced)
             lifted = [seat[i] for i in blockers]
             for i in blockers:
                 seat[i] = 0
-            moved.update(blockers)
+            self.moved |= displaced
             seat[booking] = cand.mask
             self.pinned[booking] = cand
             if self._place(rest + blockers, moves_left - displaced_count):
                 return True
             del self.pinned[booking]
             seat[booking] = 0
-            moved.difference_update(blockers)
+            self.moved &= ~displaced
             for i, mask in zip(blockers, lifted, strict=True):
                 seat[i] = mask
         return False

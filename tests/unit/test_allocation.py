@@ -13,6 +13,7 @@ from domain.allocation import (
     OUTSIDE_SERVICE_HOURS,
     PARTY_TOO_LARGE,
     PARTY_TOO_SMALL,
+    REPACK_MAX_MOVES,
     AllocationFailure,
     Layout,
     Occupied,
@@ -436,17 +437,17 @@ def test_repack_gives_up_at_once_when_the_room_is_full_at_that_time():
     assert "need more tables or seats" in result.detail
 
 
-def test_repack_finds_a_rotation_longer_than_its_exhaustive_depth():
+def test_repack_follows_a_rotation_only_as_long_as_its_move_bound():
     # Each table takes its own size or one less. Only t6 takes the six, so everyone moves
-    # down a table: four moves, past the exhaustive depth of 2 (and past the old bound, 3).
+    # down a table: four moves, one more than the default bound.
     cfg = config([("t2", "main", 2)] + [
         (f"t{n}", "main", n, {"min_party": n - 1}) for n in (3, 4, 5, 6)
     ])
     layout = Layout.from_config(cfg)
     day = [seated(cfg, f"p{n}", [f"t{n + 1}"], party=n) for n in (2, 3, 4, 5)]
-    assert isinstance(repack(layout, 6, window(cfg, party=6), day, max_moves=3),
-                      AllocationFailure)
-    result = repack(layout, 6, window(cfg, party=6), day)
+    assert REPACK_MAX_MOVES == 3
+    assert isinstance(repack(layout, 6, window(cfg, party=6), day), AllocationFailure)
+    result = repack(layout, 6, window(cfg, party=6), day, max_moves=4)
     assert isinstance(result, Repack) and result.plan == Plan(("t6",), 6)
     assert result.moves == {"p2": ("t2",), "p3": ("t3",), "p4": ("t4",), "p5": ("t5",)}
 

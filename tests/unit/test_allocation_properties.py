@@ -193,7 +193,7 @@ crowded_requests = st.lists(
 @given(
     cfg=restaurants(crowded=True),
     sequence=crowded_requests,
-    max_moves=st.integers(1, 6),
+    max_moves=st.integers(1, 4),
     started_by=st.one_of(
         st.none(), st.integers(17 * 4, 20 * 4).map(lambda q: time(q // 4, (q % 4) * 15))
     ),
