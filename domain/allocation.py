@@ -253,9 +253,10 @@ class Layout:
         minimal = self._minimal_by_party.get(party)
         if minimal is None:
             fitting = self._fitting(party)
-            minimal = tuple(
-                c for c in fitting if not any(o.table_set < c.table_set for o in fitting)
-            )
+            masks = {c.mask for c in fitting}
+            minimal = tuple(c for c in fitting if not any(
+                part in masks for part in _proper_parts(c.mask)
+            ))
             self._minimal_by_party[party] = minimal
         return minimal
 
@@ -264,6 +265,16 @@ _LAYOUT_CACHE_SIZE = 256
 # Distinct table sets remembered per layout: bookings sit on its plans, so a few hundred.
 _MASK_CACHE_SIZE = 4096
 _LAYOUT_CACHE: dict[int, tuple[RestaurantConfig, Layout]] = {}
+
+
+def _proper_parts(mask: int) -> list[int]:
+    """Every non-empty strict subset of a plan's tables (a plan has a handful of tables)."""
+    parts = []
+    part = (mask - 1) & mask
+    while part:
+        parts.append(part)
+        part = (part - 1) & mask
+    return parts
 
 
 def _table_bits(tables: tuple[TableSpec, ...]) -> dict[str, int]:
@@ -618,7 +629,7 @@ REPACK_MAX_MOVES = 3
 # (a rival looked at, or a plan looked at, each a few operations on ints, plus
 # _STEP_OVERHEAD per question "which plans could this booking take"). About
 # 2-4 ms of CPU in CPython on a 2020s server core (bench/allocation_cost.py).
-REPACK_WORK_LIMIT = 16_000
+REPACK_WORK_LIMIT = 14_000
 # What one such question costs beyond its rivals and plans (calls, lists, the bookkeeping
 # of trying a plan), in steps.
 _STEP_OVERHEAD = 20
