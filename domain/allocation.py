@@ -626,10 +626,12 @@ def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: di
 # cheap finds.
 REPACK_MAX_MOVES = 3
 # The hard bound on a search's cost, whatever the restaurant or the day: steps of work
-# (a rival looked at, or a plan looked at, each a few operations on ints, plus
-# _STEP_OVERHEAD per question "which plans could this booking take"). About
-# 2-4 ms of CPU in CPython on a 2020s server core (bench/allocation_cost.py).
-REPACK_WORK_LIMIT = 14_000
+# (a rival or a plan looked at, each a few operations on ints, plus _STEP_OVERHEAD per
+# question "which plans could this booking take"). A search that finds nothing spends all
+# of it: about 2-3 ms of CPU on a 2020s core at 60 tables and 400 bookings
+# (bench/allocation_cost.py). More buys little: 8,000 to 14,000 steps seat 0.1 % more
+# guests on the generated days (bench/README.md).
+REPACK_WORK_LIMIT = 8_000
 # What one such question costs beyond its rivals and plans (calls, lists, the bookkeeping
 # of trying a plan), in steps.
 _STEP_OVERHEAD = 20
@@ -811,6 +813,7 @@ class _RepackSearch:
         self.starts = [s.window.start for s in near]
         mask_of = layout._mask_of
         self.seat = [mask_of(s.table_ids) for s in near] + [0]
+        self.original = list(self.seat)  # where each sat before this search moved anyone
         self.tables = [s.table_ids for s in near] + [()]
         self.new = len(near)
         # Bookings that may not move: those whose guests may already be seated.
@@ -825,6 +828,7 @@ class _RepackSearch:
         self.moved = 0  # bits of the bookings taken off their tables in this chain
         self._rivals: dict[int, tuple[int, ...]] = {}
         self._statics: dict[int, list[tuple[_Candidate, int]]] = {}
+        self._frees: dict[int, tuple[int, int, dict[int, list[int]], tuple[_Candidate, ...]]] = {}
 
     def rivals(self, booking: int) -> tuple[int, ...]:
         """The bookings whose windows overlap this one's, in start order (by bisection:
@@ -926,16 +930,8 @@ class _RepackSearch:
         unpinned bookings (a mask of booking bits: booking ``i`` is ``1 << i``); fewest
         displaced first, then fewest wasted seats, fewest tables, table ids (the order of
         ``Layout._minimal``)."""
-        seat = self.seat
-        rivals = self.rivals(booking)
         if moves_left == 0:
-            # The question asked most, at the end of every chain: plans that displace nobody.
-            minimal = self.layout._minimal(self.parties[booking])
-            self._spend(len(rivals) + len(minimal))
-            busy = 0
-            for other in rivals:
-                busy |= seat[other]
-            return [(0, cand, 0) for cand in minimal if not cand.mask & busy]
+            return self._free(booking)
         static = self._static(booking)
         self._spend(len(static))
         taken = 0  # tables rivals placed in this chain hold now: nobody displaces them
@@ -957,6 +953,57 @@ class _RepackSearch:
                 ranked.append((count, cand, blockers))
         ranked.sort(key=lambda o: o[0])  # stable: ties keep the plans' rank order
         return ranked
+
+    def _free(self, booking: int) -> list[tuple[int, _Candidate, int]]:
+        """Plans that displace nobody now: the question asked most, at the end of every
+        chain. Before any move a booking's rivals hold ``busy`` (``shared``: tables two of
+        them hold); its plans are filed by the part of ``busy`` they need, once. A step
+        then looks up only the parts the moved rivals freed (a few tables: a few lookups)
+        and drops plans on tables the rivals placed in this chain hold now."""
+        info = self._frees.get(booking)
+        if info is None:
+            rivals = self.rivals(booking)
+            minimal = self.layout._minimal(self.parties[booking])
+            self._spend(len(rivals) + len(minimal))
+            busy = shared = 0
+            for other in rivals:
+                held = self.original[other]
+                shared |= busy & held
+                busy |= held
+            filed: dict[int, list[int]] = {}
+            for rank, cand in enumerate(minimal):
+                filed.setdefault(cand.mask & busy, []).append(rank)
+            info = (busy, shared, filed, minimal)
+            self._frees[booking] = info
+        busy, shared, filed, minimal = info
+        self._spend(0)
+        start, until = self.spans[booking]
+        spans = self.spans
+        freed = taken = 0
+        for other in _bits(self.moved):
+            begins, ends = spans[other]
+            if begins < until and start < ends:
+                freed |= self.original[other]
+        for other, cand in self.pinned.items():
+            begins, ends = spans[other]
+            if begins < until and start < ends:
+                taken |= cand.mask
+        freed &= busy
+        if freed & shared:
+            # A freed table another rival may still hold: count it exactly.
+            now = 0
+            for other in self.rivals(booking):
+                now |= self.seat[other]
+            return [(0, cand, 0) for cand in minimal if not cand.mask & now]
+        ranks: list[int] = []
+        part = freed
+        while True:  # every part of what was freed, the empty one last
+            ranks.extend(filed.get(part, ()))
+            if not part:
+                break
+            part = (part - 1) & freed
+        ranks.sort()  # rank order: fewest wasted seats, fewest tables, table ids
+        return [(0, minimal[r], 0) for r in ranks if not minimal[r].mask & taken]
 
     def _static(self, booking: int) -> list[tuple[_Candidate, int]]:
         """The booking's plans with the rivals on them before any move (a mask of booking
