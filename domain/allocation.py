@@ -828,7 +828,7 @@ class _RepackSearch:
         self.moved = 0  # bits of the bookings taken off their tables in this chain
         self._rivals: dict[int, tuple[int, ...]] = {}
         self._statics: dict[int, list[tuple[_Candidate, int]]] = {}
-        self._frees: dict[int, tuple[int, int, dict[int, list[int]], tuple[_Candidate, ...]]] = {}
+        self._frees: dict[int, tuple[int, int]] = {}
 
     def rivals(self, booking: int) -> tuple[int, ...]:
         """The bookings whose windows overlap this one's, in start order (by bisection:
@@ -956,27 +956,23 @@ class _RepackSearch:
 
     def _free(self, booking: int) -> list[tuple[int, _Candidate, int]]:
         """Plans that displace nobody now: the question asked most, at the end of every
-        chain. Before any move a booking's rivals hold ``busy`` (``shared``: tables two of
-        them hold); its plans are filed by the part of ``busy`` they need, once. A step
-        then looks up only the parts the moved rivals freed (a few tables: a few lookups)
-        and drops plans on tables the rivals placed in this chain hold now."""
-        info = self._frees.get(booking)
-        if info is None:
+        chain. What the booking's rivals hold before any move (``busy``; ``shared``: tables
+        two of them hold) is found once; a step then only frees the tables of the moved
+        rivals and adds those of the rivals placed in this chain."""
+        minimal = self.layout._minimal(self.parties[booking])
+        known = self._frees.get(booking)
+        if known is None:
             rivals = self.rivals(booking)
-            minimal = self.layout._minimal(self.parties[booking])
             self._spend(len(rivals) + len(minimal))
             busy = shared = 0
             for other in rivals:
                 held = self.original[other]
                 shared |= busy & held
                 busy |= held
-            filed: dict[int, list[int]] = {}
-            for rank, cand in enumerate(minimal):
-                filed.setdefault(cand.mask & busy, []).append(rank)
-            info = (busy, shared, filed, minimal)
-            self._frees[booking] = info
-        busy, shared, filed, minimal = info
-        self._spend(0)
+            known = self._frees[booking] = (busy, shared)
+        else:
+            self._spend(0)
+        busy, shared = known
         start, until = self.spans[booking]
         spans = self.spans
         freed = taken = 0
@@ -994,16 +990,9 @@ class _RepackSearch:
             now = 0
             for other in self.rivals(booking):
                 now |= self.seat[other]
-            return [(0, cand, 0) for cand in minimal if not cand.mask & now]
-        ranks: list[int] = []
-        part = freed
-        while True:  # every part of what was freed, the empty one last
-            ranks.extend(filed.get(part, ()))
-            if not part:
-                break
-            part = (part - 1) & freed
-        ranks.sort()  # rank order: fewest wasted seats, fewest tables, table ids
-        return [(0, minimal[r], 0) for r in ranks if not minimal[r].mask & taken]
+        else:
+            now = busy & ~freed | taken
+        return [(0, cand, 0) for cand in minimal if not cand.mask & now]
 
     def _static(self, booking: int) -> list[tuple[_Candidate, int]]:
         """The booking's plans with the rivals on them before any move (a mask of booking
