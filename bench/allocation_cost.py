@@ -32,6 +32,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from bench.daygen import _PARTY_MIX, BENCH_DATE, generate_restaurant
+from bench.pipeline.run import code_version
 from domain.allocation import (
     NO_CAPACITY,
     REPACK_MAX_MOVES,
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     target_cell = cell(TARGET)
     payload = {
         "benchmark": "allocation_cost",
+        "code": code_version(),
         "target": TARGET,
         "target_met": target_cell is not None and target_cell["p99_ms"] <= TARGET["p99_ms"],
         "reseat_bounds": {"max_moves": REPACK_MAX_MOVES, "work_limit": REPACK_WORK_LIMIT},

@@ -44,6 +44,7 @@ from scipy.sparse import coo_matrix
 
 from bench.allocation_cost import calibration
 from bench.daygen import KINDS, Day, Request, generate_day
+from bench.pipeline.run import code_version
 from domain.allocation import (
     NO_CAPACITY,
     AllocationFailure,
@@ -525,6 +526,7 @@ def main(argv: list[str] | None = None) -> dict:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": "allocation_quality",
+        "code": code_version(),
         "demand_basis": args.basis,
         "target": {
             "mean_ratio": TARGET_MEAN_RATIO,
