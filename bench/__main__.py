@@ -28,8 +28,8 @@ FULL_ARGS: dict[str, list[str]] = {
     "bench.allocation_cost": [],
 }
 QUICK_ARGS: dict[str, list[str]] = {
-    "bench.allocation_quality": ["--days", "2", "--sizes", "10,30"],
-    "bench.allocation_cost": ["--decisions", "40"],
+    "bench.allocation_quality": ["--days", "2", "--hard-days", "1", "--sizes", "10,30"],
+    "bench.allocation_cost": ["--decisions", "40", "--tables", "10,30,60"],
 }
 
 
@@ -70,27 +70,41 @@ def _pipeline_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _quality_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Headline: the service's default (greedy; re-seating is opt-in, see
-    SEATFLOW_ALLOCATION_REPACK), with the opt-in re-seating ratio beside it."""
+    """Headline: the service as it runs by default (re-seating on), against the offline
+    optimum, with the arrival-order ceiling and first-fit beside it; then each harder
+    kind of day, with the cost of a decision."""
     rows = []
-    for size, s in r.get("summary", {}).items():
-        repack = s.get("repack_mean_ratio")
-        label = f"allocation quality: {size} tables, mean/optimum"
-        if repack is not None:
-            label += f" (opt-in re-seating {repack:.1%})"
-        rows.append((label, f"{s['mean_ratio']:.1%}", "met" if s.get("meets_target") else "NOT met"))
+    for kind, by_size in r.get("summary", {}).items():
+        for size, s in by_size.items():
+            label = (f"allocation quality: {kind.replace('_', ' ')} days, {size} tables, "
+                     f"mean/optimum (ceiling {s['ceiling_mean_ratio']:.1%}, first-fit "
+                     f"{s['first_fit_mean_ratio']:.1%}, p99 {s['decision_p99_ms']:.1f} ms)")
+            target = ""
+            if "meets_target" in s:
+                target = ("met" if s["meets_target"] else "NOT met") + f": {s['target']}"
+                if size in {str(n) for n in r.get("target", {}).get("against_ceiling_at_sizes", [])}:
+                    target += f" ({s['mean_ratio_to_ceiling']:.1%} of it)"
+            elif s.get("days_below_first_fit"):
+                target = f"{s['days_below_first_fit']} day(s) below first-fit"
+            rows.append((label, f"{s['mean_ratio']:.1%}", target))
     return rows
 
 
 def _cost_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     target = r.get("target", {})
-    cell = next((c for c in r.get("cells", []) if c.get("tables") == target.get("tables")
-                 and c.get("bookings") == target.get("bookings")), None)
-    if cell is None:
-        return []
-    return [(f"allocation cost: p99 ms, {cell['tables']} tables x {cell['bookings']}",
-             f"{cell['p99_ms']:.2f}", f"<= {target.get('p99_ms')} "
-             + ("met" if r.get("target_met") else "NOT met"))]
+    rows = []
+    for c in r.get("cells", []):
+        is_target = (c.get("tables"), c.get("bookings_asked")) == (target.get("tables"),
+                                                                   target.get("bookings"))
+        if is_target or (c.get("tables"), c.get("bookings_asked")) == (200, 2000):
+            rows.append((
+                f"allocation cost: p99 ms per decision (re-seating on), {c['tables']} tables "
+                f"x {c['bookings']} bookings",
+                f"{c['p99_ms']:.2f}",
+                (f"<= {target.get('p99_ms')} " + ("met" if r.get("target_met") else "NOT met"))
+                if is_target else "reported",
+            ))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,11 +34,12 @@ Re-seating (table re-shuffling), an extra step after ``allocate`` reports ``no_c
 
 ``confirmed`` holds the same bookings as ``occupied`` above, as ``Seated`` (id, party,
 window, tables). Moved bookings keep their window and party and stay confirmed; only their
-tables change. The search is pure Python, bounded by a move limit and a node limit.
+tables change. The search is pure Python, bounded by a move limit and a work limit.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -112,6 +113,7 @@ class _Candidate:
     seats: int
     largest_party: int  # min(seats, sum of effective max_party)
     smallest_party: int  # min over the tables' min_party
+    mask: int  # one bit per table, by the table's position in the layout (re-seating)
 
     def fits(self, party: int) -> bool:
         return self.smallest_party <= party <= self.largest_party
@@ -128,10 +130,18 @@ class Layout:
     shortest_stay: timedelta = timedelta(minutes=65)
     _candidates: tuple[_Candidate, ...] = field(init=False, repr=False, compare=False)
     _combo_weight: dict[str, int] = field(init=False, repr=False, compare=False)
+    _bit: dict[str, int] = field(init=False, repr=False, compare=False)
+    _active_capacity: dict[int, int] = field(init=False, repr=False, compare=False)
     _by_party: dict[int, tuple[_Candidate, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
     _minimal_by_party: dict[int, tuple[_Candidate, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _least_by_party: dict[int, tuple[int, int]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _masks: dict[tuple[str, ...], int] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -143,9 +153,15 @@ class Layout:
                 for tid in cand.table_ids:
                     weight[tid] += 1
         object.__setattr__(self, "_candidates", candidates)
+        object.__setattr__(self, "_bit", _table_bits(self.tables))
+        object.__setattr__(self, "_active_capacity", {
+            self._bit[t.table_id]: t.capacity for t in self.tables if t.active
+        })
         object.__setattr__(self, "_combo_weight", weight)
         object.__setattr__(self, "_by_party", {})
         object.__setattr__(self, "_minimal_by_party", {})
+        object.__setattr__(self, "_least_by_party", {})
+        object.__setattr__(self, "_masks", {})
 
     @classmethod
     def from_config(cls, cfg: RestaurantConfig) -> Layout:
@@ -182,6 +198,36 @@ class Layout:
         """Plans that could ever seat ``party``, best first when all are free."""
         return tuple(Plan(c.table_ids, c.seats) for c in self._fitting(party))
 
+    def minimal_plans_for(self, party: int) -> tuple[Plan, ...]:
+        """Plans that seat ``party`` with no strict subset that also does (what re-seating
+        and the benchmark's optimum consider), best first when all are free."""
+        return tuple(Plan(c.table_ids, c.seats) for c in self._minimal(party))
+
+    def _mask_of(self, table_ids: tuple[str, ...]) -> int:
+        """The mask of a booking's tables; tables the layout does not know have no bit (they
+        block none of its plans)."""
+        mask = self._masks.get(table_ids)
+        if mask is None:
+            bit = self._bit
+            mask = sum(bit[t] for t in set(table_ids) if t in bit)
+            if len(self._masks) < _MASK_CACHE_SIZE:
+                self._masks[table_ids] = mask
+        return mask
+
+    def _least(self, party: int) -> tuple[int, int]:
+        """The fewest tables and the fewest seats any plan for ``party`` takes
+        ((0, 0) when none fits: such a booking can only stay where it is)."""
+        least = self._least_by_party.get(party)
+        if least is None:
+            fitting = self._fitting(party)
+            least = (
+                (min(len(c.table_ids) for c in fitting), min(c.seats for c in fitting))
+                if fitting
+                else (0, 0)
+            )
+            self._least_by_party[party] = least
+        return least
+
     def combo_weight(self, table_id: str) -> int:
         """How many combinations a table takes part in: what using it alone would cost."""
         return self._combo_weight[table_id]
@@ -207,15 +253,33 @@ class Layout:
         minimal = self._minimal_by_party.get(party)
         if minimal is None:
             fitting = self._fitting(party)
-            minimal = tuple(
-                c for c in fitting if not any(o.table_set < c.table_set for o in fitting)
-            )
+            masks = {c.mask for c in fitting}
+            minimal = tuple(c for c in fitting if not any(
+                part in masks for part in _proper_parts(c.mask)
+            ))
             self._minimal_by_party[party] = minimal
         return minimal
 
 
 _LAYOUT_CACHE_SIZE = 256
+# Distinct table sets remembered per layout: bookings sit on its plans, so a few hundred.
+_MASK_CACHE_SIZE = 4096
 _LAYOUT_CACHE: dict[int, tuple[RestaurantConfig, Layout]] = {}
+
+
+def _proper_parts(mask: int) -> list[int]:
+    """Every non-empty strict subset of a plan's tables (a plan has a handful of tables)."""
+    parts = []
+    part = (mask - 1) & mask
+    while part:
+        parts.append(part)
+        part = (part - 1) & mask
+    return parts
+
+
+def _table_bits(tables: tuple[TableSpec, ...]) -> dict[str, int]:
+    """Table id -> its bit in a plan's mask (set operations on ints are the cheapest)."""
+    return {t.table_id: 1 << i for i, t in enumerate(tables)}
 
 
 def _enumerate_candidates(
@@ -233,6 +297,7 @@ def _enumerate_candidates(
             neighbours[a].add(b)
             neighbours[b].add(a)
 
+    bit = _table_bits(tables)
     found: set[frozenset[str]] = {frozenset((tid,)) for tid in by_id}
     frontier = set(found)
     for _ in range(max_tables - 1):
@@ -257,6 +322,7 @@ def _enumerate_candidates(
                 seats=seats,
                 largest_party=min(seats, sum(t.effective_max_party for t in specs)),
                 smallest_party=min(t.min_party for t in specs),
+                mask=sum(bit[tid] for tid in group),
             )
         )
     candidates.sort(key=lambda c: (len(c.table_ids), c.table_ids))
@@ -385,16 +451,22 @@ def seat(
     window = booking_window(cfg, booking_date, start, end, party)
     if isinstance(window, AllocationFailure):
         return window, None, {}
-    if window.start <= now.astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None):
+    local_now = now.astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None)
+    if window.start <= local_now:
         return AllocationFailure(START_PASSED, "the booking's start has passed"), None, {}
     layout = Layout.from_config(cfg)
-    occupied = [Occupied(t, s.window.start, s.window.blocked_until)
-                for s in seated.values() for t in s.table_ids]
-    outcome = allocate(layout, party, window, occupied)
+    outcome = _allocate(layout, party, window, _ranges(seated.values()))
     if reseat and isinstance(outcome, AllocationFailure) and outcome.reason == NO_CAPACITY:
-        repacked = repack(layout, party, window, list(seated.values()))
+        # A booking that has started is at its table: only those still to come move.
+        repacked = _reseat(layout, party, window, list(seated.values()), outcome,
+                           started_by=local_now)
         if isinstance(repacked, Repack):
             return repacked.plan, window, repacked.moves
+        return repacked, window, {}  # says how far re-seating looked
+    if reseat and isinstance(outcome, Plan) and outcome.seats > party:
+        tidier = tidy(layout, party, window, list(seated.values()), outcome,
+                      started_by=local_now)
+        return tidier.plan, window, tidier.moves
     return outcome, window, {}
 
 
@@ -422,6 +494,19 @@ def allocate(
           combination can seat;
     4. sorted table ids, so equal inputs always give equal answers.
     """
+    return _allocate(layout, party, window,
+                     (((occ.table_id,), occ.start, occ.end) for occ in occupied))
+
+
+# A blocked range as the allocator reads it: (tables, start, end).
+_Range = tuple[tuple[str, ...], datetime, datetime]
+
+
+def _allocate(
+    layout: Layout, party: int, window: Window, ranges: Iterable[_Range]
+) -> Plan | AllocationFailure:
+    """``allocate`` over (tables, start, end) ranges: a confirmed booking is one range, so
+    the service's day is read as it is, without a range object per table."""
     if party < 1:
         raise ValueError(f"party must be >= 1, got {party}")
     if not layout._candidates:
@@ -430,7 +515,7 @@ def allocate(
     if not fitting:
         return _never_fits(layout, party)
 
-    busy, prev_end, next_start = _index_occupied(layout, window, occupied)
+    busy, prev_end, next_start = _index_ranges(layout, window, ranges)
 
     best_key: tuple[int, int] | None = None
     tied: list[_Candidate] = []
@@ -478,8 +563,8 @@ def _never_fits(layout: Layout, party: int) -> AllocationFailure:
     )
 
 
-def _index_occupied(
-    layout: Layout, window: Window, occupied: Iterable[Occupied]
+def _index_ranges(
+    layout: Layout, window: Window, ranges: Iterable[_Range]
 ) -> tuple[set[str], dict[str, datetime], dict[str, datetime]]:
     """One pass over the ranges: busy tables, and each table's nearest range either side.
 
@@ -490,17 +575,18 @@ def _index_occupied(
     busy: set[str] = set()
     prev_end: dict[str, datetime] = {}
     next_start: dict[str, datetime] = {}
-    for occ in occupied:
-        tid = occ.table_id
-        if tid not in known:
-            continue
-        if occ.start < until and start < occ.end:
-            busy.add(tid)
-        elif occ.end <= start:
-            if tid not in prev_end or occ.end > prev_end[tid]:
-                prev_end[tid] = occ.end
-        elif tid not in next_start or occ.start < next_start[tid]:
-            next_start[tid] = occ.start
+    for table_ids, begins, ends in ranges:
+        if begins < until and start < ends:
+            busy.update(table_ids)
+        elif ends <= start:
+            for tid in table_ids:
+                if tid not in prev_end or ends > prev_end[tid]:
+                    prev_end[tid] = ends
+        else:
+            for tid in table_ids:
+                if tid not in next_start or begins < next_start[tid]:
+                    next_start[tid] = begins
+    busy.intersection_update(known)
     return busy, prev_end, next_start
 
 
@@ -531,11 +617,24 @@ def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: di
 # ---------------------------------------------------------------------------------------
 # Re-seating confirmed bookings so a new one fits (table re-shuffling)
 
-# Fewest moves first: iterative deepening up to this many moved bookings.
+# The move set of one decision: at most this many confirmed bookings get other tables.
+# Why a bound: each move is a status event every consumer of booking-status applies, a row
+# the allocation transaction locks and a changed floor plan; and the search grows
+# exponentially with it. Why 3: within the work the search can afford (below), allowing
+# 4, 5 or 8 moves seated no more guests on the generated days (bench/README.md); the
+# re-seatings that would seat more need rotations of 5-11 bookings, which no search this
+# cheap finds.
 REPACK_MAX_MOVES = 3
-# Plans tried across the whole search: the hard bound on its cost (each try rescans the
-# day's tables for the displaced bookings, ~0.1 ms at 60 tables: ~30-80 ms per failed search).
-REPACK_NODE_LIMIT = 300
+# The hard bound on a search's cost, whatever the restaurant or the day: steps of work
+# (a rival or a plan looked at, each a few operations on ints, plus _STEP_OVERHEAD per
+# question "which plans could this booking take"). A search that finds nothing spends all
+# of it: about 2-3 ms of CPU on a 2020s core at 60 tables and 400 bookings
+# (bench/allocation_cost.py). More buys little: 8,000 to 14,000 steps seat 0.1 % more
+# guests on the generated days (bench/README.md).
+REPACK_WORK_LIMIT = 8_000
+# What one such question costs beyond its rivals and plans (calls, lists, the bookkeeping
+# of trying a plan), in steps.
+_STEP_OVERHEAD = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,6 +655,20 @@ class Repack:
     nodes: int = 0  # plans the search tried (0 when a free plan needed no move)
 
 
+def _ranges(seated: Iterable[Seated]) -> Iterable[_Range]:
+    return ((s.table_ids, s.window.start, s.window.blocked_until) for s in seated)
+
+
+def _bits(mask: int) -> list[int]:
+    """The positions of the set bits, lowest first (bookings in start order)."""
+    found = []
+    while mask:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return found
+
+
 class _OutOfBudget(Exception):
     pass
 
@@ -567,35 +680,54 @@ def repack(
     confirmed: Sequence[Seated],
     *,
     max_moves: int = REPACK_MAX_MOVES,
-    node_limit: int = REPACK_NODE_LIMIT,
+    work_limit: int = REPACK_WORK_LIMIT,
+    started_by: datetime | None = None,
 ) -> Repack | AllocationFailure:
     """A plan for a new booking, re-seating as few confirmed bookings as it takes.
 
-    When ``allocate`` finds a free plan this is that plan with no moves. Otherwise it looks
-    for an ejection chain: the new booking takes a plan, the bookings holding its tables in
-    the window move to other free-or-freed plans that fit them, and so on; a booking moves
-    at most once and a placed one is never displaced again. Iterative deepening over the
-    number of moved bookings (1..``max_moves``) returns a chain with the fewest moves the
-    search can find; the whole search tries at most ``node_limit`` plans, so it is exact
-    up to ``max_moves`` only when it finishes inside that budget. Only bookings whose windows
-    overlap the new one, or (transitively, at most ``max_moves`` hops) a moved one, are ever
-    looked at. Ties: fewest displaced at each step, then fewest wasted seats, fewest tables,
-    table ids.
+    When ``allocate`` finds a free plan this is that plan with no moves. Otherwise, unless
+    the bookings at some moment of the window need more tables or seats than there are,
+    it looks for an ejection chain: the new booking takes a plan, the bookings holding its
+    tables in the window move to other free-or-freed plans that fit them, and so on; a
+    booking moves at most once and a placed one is never displaced again. Iterative
+    deepening over the number of moved bookings (1..``max_moves``) returns a chain with the
+    fewest moves. The whole search spends at most ``work_limit`` steps, so its cost is
+    bounded whatever the day; it is exact up to ``max_moves`` only inside that budget. Only
+    bookings whose windows overlap one being placed are looked at. Ties: fewest displaced
+    at each step, then fewest wasted seats, fewest tables, table ids.
 
     ``confirmed`` is every other confirmed booking that could touch the window, as for
     ``allocate``. Plans for moved bookings obey the same fit rules; bookings on tables the
-    layout does not know (or no longer activates) simply block those tables.
+    layout does not know (or no longer activates) simply block those tables. A booking that
+    started at or before ``started_by`` (local time: its guests may be at the table) is
+    never moved.
     """
-    occupied = [
-        Occupied(tid, s.window.start, s.window.blocked_until)
-        for s in confirmed
-        for tid in s.table_ids
-    ]
-    direct = allocate(layout, party, window, occupied)
+    direct = _allocate(layout, party, window, _ranges(confirmed))
     if not (isinstance(direct, AllocationFailure) and direct.reason == NO_CAPACITY):
         return direct if isinstance(direct, AllocationFailure) else Repack(direct, {})
+    return _reseat(layout, party, window, confirmed, direct, max_moves=max_moves,
+                   work_limit=work_limit, started_by=started_by)
 
-    search = _RepackSearch(layout, party, window, confirmed, node_limit)
+
+def _reseat(
+    layout: Layout,
+    party: int,
+    window: Window,
+    confirmed: Sequence[Seated],
+    direct: AllocationFailure,
+    *,
+    max_moves: int = REPACK_MAX_MOVES,
+    work_limit: int = REPACK_WORK_LIMIT,
+    started_by: datetime | None = None,
+) -> Repack | AllocationFailure:
+    """``repack`` once ``allocate`` has answered ``direct`` (no capacity)."""
+    search = _RepackSearch(layout, party, window, confirmed, max_moves, work_limit, started_by)
+    if search.hopeless():
+        return AllocationFailure(
+            NO_CAPACITY,
+            f"{direct.detail}, and no re-seating can free one: the bookings at that time "
+            "need more tables or seats than the restaurant has",
+        )
     for moves_allowed in range(1, max_moves + 1):
         try:
             found = search.run(moves_allowed)
@@ -610,8 +742,44 @@ def repack(
     )
 
 
+def tidy(
+    layout: Layout,
+    party: int,
+    window: Window,
+    confirmed: Sequence[Seated],
+    plan: Plan,
+    *,
+    started_by: datetime | None = None,
+    work_limit: int = REPACK_WORK_LIMIT,
+) -> Repack:
+    """``plan`` (free, but with seats to spare), or a plan with fewer wasted seats that one
+    move makes free: the booking holding it moves to a free plan, and the two together
+    waste fewer seats than before (a three off a four-top onto two adjacent two-tops, so a
+    four need not take a six-top). Re-seating that today's booking does not need, so
+    that fewer seats are wasted for the requests still to come; one move at most, the
+    largest gain wins (ties: the ranking of ``allocate``). A booking that started by
+    ``started_by`` never moves."""
+    search = _RepackSearch(layout, party, window, confirmed, 1, work_limit, started_by)
+    try:
+        found = search.swap(plan.seats - party)
+    except _OutOfBudget:
+        found = search.best_swap
+    if found is None:
+        return Repack(plan, {})
+    cand, other, alternative = found
+    return Repack(Plan(cand.table_ids, cand.seats), {search.ids[other]: alternative.table_ids},
+                  search.nodes)
+
+
 class _RepackSearch:
-    """Depth-first ejection chains over a mutable per-table index, undone on backtrack."""
+    """Depth-first ejection chains over who sits where, undone on backtrack.
+
+    Tables are bits: ``seat[i]`` is the mask of the tables booking ``i`` holds now (0 while
+    it waits for a new plan), and a plan is free for a booking when its mask misses every
+    rival's. A booking's rivals (the bookings whose windows overlap its own) are found
+    once, by bisection over the bookings sorted by start. Work per step is in proportion
+    to the bookings around one window and the plans of one party, not to the day.
+    """
 
     def __init__(
         self,
@@ -619,62 +787,242 @@ class _RepackSearch:
         party: int,
         window: Window,
         confirmed: Sequence[Seated],
-        node_limit: int,
+        max_moves: int,
+        work_limit: int,
+        started_by: datetime | None,
     ) -> None:
         self.layout = layout
-        # Index len(confirmed) is the new booking.
-        self.ids = [s.booking_id for s in confirmed]
-        self.parties = [s.party for s in confirmed] + [party]
-        self.windows = [s.window for s in confirmed] + [window]
-        self.current = [s.table_ids for s in confirmed] + [()]
-        self.new = len(confirmed)
-        self.node_limit = node_limit
-        self.nodes = 0
+        start, until = window.start, window.blocked_until
+        longest = until - start
+        for s in confirmed:
+            longest = max(longest, s.window.blocked_until - s.window.start)
+        self.longest = longest
+        # A chain of k moves reaches bookings at most k + 1 overlaps away from the window,
+        # each at most the longest window further: the rest of the day is left out.
+        reach = (max_moves + 1) * longest
+        lo, hi = start - reach, until + reach
+        near = sorted(
+            (s for s in confirmed if s.window.start < hi and lo < s.window.blocked_until),
+            key=lambda s: s.window.start,
+        )
+        # Indexes follow the start times; index len(near) is the new booking.
+        self.ids = [s.booking_id for s in near]
+        self.parties = [s.party for s in near] + [party]
+        self.spans = [(s.window.start, s.window.blocked_until) for s in near]
+        self.spans.append((start, until))
+        self.starts = [s.window.start for s in near]
+        mask_of = layout._mask_of
+        self.seat = [mask_of(s.table_ids) for s in near] + [0]
+        self.original = list(self.seat)  # where each sat before this search moved anyone
+        self.tables = [s.table_ids for s in near] + [()]
+        self.new = len(near)
+        # Bookings that may not move: those whose guests may already be seated.
+        self.fixed = [started_by is not None and s.window.start <= started_by for s in near]
+        self.fixed.append(False)
+        self.fixed_mask = sum(1 << i for i, fixed in enumerate(self.fixed) if fixed)
+        self.work_limit = work_limit
+        self.work = 0  # steps spent: rivals and plans looked at
+        self.nodes = 0  # plans tried
         self.out = False
-        # table id -> {booking index: (start, blocked_until)}; only tables plans can use.
-        known = layout._combo_weight
-        self.by_table: dict[str, dict[int, tuple[datetime, datetime]]] = {tid: {} for tid in known}
-        for i, s in enumerate(confirmed):
-            for tid in s.table_ids:
-                if tid in known:
-                    self.by_table[tid][i] = (s.window.start, s.window.blocked_until)
+        self.pinned: dict[int, _Candidate] = {}  # placed in this chain: never displaced
+        self.moved = 0  # bits of the bookings taken off their tables in this chain
+        self._rivals: dict[int, tuple[int, ...]] = {}
+        self._statics: dict[int, list[tuple[_Candidate, int]]] = {}
+        self._frees: dict[int, tuple[int, int]] = {}
+
+    def rivals(self, booking: int) -> tuple[int, ...]:
+        """The bookings whose windows overlap this one's, in start order (by bisection:
+        only those starting less than the longest window before it can)."""
+        found = self._rivals.get(booking)
+        if found is None:
+            start, until = self.spans[booking]
+            lo = bisect_right(self.starts, start - self.longest)
+            hi = bisect_left(self.starts, until)
+            spans = self.spans
+            found = [i for i in range(lo, hi) if spans[i][1] > start and i != booking]
+            new = self.new
+            if booking != new and spans[new][0] < until and start < spans[new][1]:
+                found.append(new)
+            found = tuple(found)
+            self._rivals[booking] = found
+        return found
+
+    def hopeless(self) -> bool:
+        """Whether no re-seating at all can make room: at some moment of the new window the
+        bookings there need more active tables, or more seats, than the restaurant has.
+        (Each booking needs at least its party's smallest plan, or what it holds now if
+        that is less or it may not move.) Settles most searches that would fail, at once."""
+        layout = self.layout
+        capacity = layout._active_capacity
+        start, until = self.spans[self.new]
+        # A sweep over the window: +need when a rival arrives, -need when it leaves (a
+        # leaving one first at equal times: windows are half-open).
+        events = []
+        for other in self.rivals(self.new):
+            tables = seats = 0
+            mask = self.seat[other]
+            while mask:
+                low = mask & -mask
+                if low in capacity:
+                    tables += 1
+                    seats += capacity[low]
+                mask ^= low
+            if not self.fixed[other]:
+                least = layout._least(self.parties[other])
+                tables, seats = min(tables, least[0]), min(seats, least[1])
+            s, e = self.spans[other]
+            events.append((max(s, start), 1, tables, seats))
+            events.append((e, 0, -tables, -seats))
+        events.sort()  # by time, a leaving one (0) before an arriving one (1)
+        tables, seats = layout._least(self.parties[self.new])
+        all_tables, all_seats = len(capacity), sum(capacity.values())
+        if tables > all_tables or seats > all_seats:
+            return True
+        for when, arrives, more_tables, more_seats in events:
+            if when >= until:
+                break
+            tables += more_tables
+            seats += more_seats
+            if arrives and (tables > all_tables or seats > all_seats):
+                return True
+        return False
+
+    def swap(self, waste: int) -> tuple[_Candidate, int, _Candidate] | None:
+        """For ``tidy``: the plan for the new booking, the booking it displaces and that
+        one's new plan, where one move saves the most wasted seats (the new booking now
+        wastes ``waste`` on a free plan); None when no move saves any."""
+        party = self.parties[self.new]
+        capacity = {self.layout._bit[t.table_id]: t.capacity for t in self.layout.tables}
+        self.best_swap: tuple[_Candidate, int, _Candidate] | None = None
+        best_gain = 0
+        for displaced, cand, blockers in self._options(self.new, 1):
+            if displaced != 1 or cand.seats - party >= waste:
+                continue
+            (other,) = _bits(blockers)
+            held = self.seat[other]
+            self.seat[other], self.seat[self.new] = 0, cand.mask
+            self.moved |= blockers
+            self.pinned[self.new] = cand
+            free = self._options(other, 0)
+            del self.pinned[self.new]
+            self.moved = 0
+            self.seat[other], self.seat[self.new] = held, 0
+            if not free:
+                continue
+            alternative = free[0][1]  # fewest wasted seats first
+            seats_held = sum(c for bit, c in capacity.items() if bit & held)
+            gain = (waste + seats_held) - (cand.seats + alternative.seats - party)
+            if gain > best_gain:
+                best_gain, self.best_swap = gain, (cand, other, alternative)
+        return self.best_swap
 
     def run(self, moves_allowed: int) -> Repack | None:
-        self.pinned: set[int] = set()
-        self.placed: dict[int, _Candidate] = {}
+        self.pinned.clear()
+        self.moved = 0
         if not self._place([self.new], moves_allowed):
             return None
-        new_plan = self.placed.pop(self.new)
-        moves = {self.ids[i]: c.table_ids for i, c in sorted(self.placed.items())}
+        new_plan = self.pinned.pop(self.new)
+        moves = {self.ids[i]: c.table_ids for i, c in sorted(self.pinned.items())}
         return Repack(Plan(new_plan.table_ids, new_plan.seats), moves, self.nodes)
 
-    def _blockers_by_table(self, start: datetime, until: datetime) -> dict[str, tuple[int, ...]]:
-        """Per table, the bookings holding it in [start, until); -1 marks a pinned one."""
-        pinned = self.pinned
-        out: dict[str, tuple[int, ...]] = {}
-        for tid, held in self.by_table.items():
-            hits = tuple(
-                -1 if i in pinned else i for i, (s, e) in held.items() if s < until and start < e
-            )
-            if hits:
-                out[tid] = hits
-        return out
-
-    def _options(self, booking: int, moves_left: int) -> list[tuple[int, _Candidate, list[int]]]:
-        """Plans the booking could take now, displacing at most ``moves_left`` unpinned ones."""
-        party, window = self.parties[booking], self.windows[booking]
-        busy = self._blockers_by_table(window.start, window.blocked_until)
+    def _options(self, booking: int, moves_left: int) -> list[tuple[int, _Candidate, int]]:
+        """Plans the booking could take now, displacing at most ``moves_left`` movable,
+        unpinned bookings (a mask of booking bits: booking ``i`` is ``1 << i``); fewest
+        displaced first, then fewest wasted seats, fewest tables, table ids (the order of
+        ``Layout._minimal``)."""
+        if moves_left == 0:
+            return self._free(booking)
+        static = self._static(booking)
+        self._spend(len(static))
+        taken = 0  # tables rivals placed in this chain hold now: nobody displaces them
+        start, until = self.spans[booking]
+        for other, cand in self.pinned.items():
+            begins, ends = self.spans[other]
+            if begins < until and start < ends:
+                taken |= cand.mask
+        # A moved booking no longer sits where it did: it waits, or is pinned elsewhere
+        # (then its new tables are in taken).
+        sitting = ~self.moved
         ranked = []
-        for cand in self.layout._minimal(party):
-            found: set[int] = set()
-            for tid in cand.table_ids:
-                found.update(busy.get(tid, ()))
-            if -1 in found or len(found) > moves_left:
+        for cand, blockers in static:
+            if cand.mask & taken:
                 continue
-            key = (len(found), cand.seats - party, len(cand.table_ids), cand.table_ids)
-            ranked.append((key, cand, sorted(found)))
-        ranked.sort(key=lambda o: o[0])
-        return [(key[0], cand, blockers) for key, cand, blockers in ranked]
+            blockers &= sitting
+            count = blockers.bit_count()
+            if count <= moves_left:
+                ranked.append((count, cand, blockers))
+        ranked.sort(key=lambda o: o[0])  # stable: ties keep the plans' rank order
+        return ranked
+
+    def _free(self, booking: int) -> list[tuple[int, _Candidate, int]]:
+        """Plans that displace nobody now: the question asked most, at the end of every
+        chain. What the booking's rivals hold before any move (``busy``; ``shared``: tables
+        two of them hold) is found once; a step then only frees the tables of the moved
+        rivals and adds those of the rivals placed in this chain."""
+        minimal = self.layout._minimal(self.parties[booking])
+        known = self._frees.get(booking)
+        if known is None:
+            rivals = self.rivals(booking)
+            self._spend(len(rivals) + len(minimal))
+            busy = shared = 0
+            for other in rivals:
+                held = self.original[other]
+                shared |= busy & held
+                busy |= held
+            known = self._frees[booking] = (busy, shared)
+        else:
+            self._spend(0)
+        busy, shared = known
+        start, until = self.spans[booking]
+        spans = self.spans
+        freed = taken = 0
+        for other in _bits(self.moved):
+            begins, ends = spans[other]
+            if begins < until and start < ends:
+                freed |= self.original[other]
+        for other, cand in self.pinned.items():
+            begins, ends = spans[other]
+            if begins < until and start < ends:
+                taken |= cand.mask
+        freed &= busy
+        if freed & shared:
+            # A freed table another rival may still hold: count it exactly.
+            now = 0
+            for other in self.rivals(booking):
+                now |= self.seat[other]
+        else:
+            now = busy & ~freed | taken
+        return [(0, cand, 0) for cand in minimal if not cand.mask & now]
+
+    def _static(self, booking: int) -> list[tuple[_Candidate, int]]:
+        """The booking's plans with the rivals on them before any move (a mask of booking
+        bits), in rank order; plans a booking that may not move sits on are left out (never
+        freed). Built once per booking; a step corrects it only for the bookings moved."""
+        found = self._statics.get(booking)
+        if found is None:
+            rivals = self.rivals(booking)
+            minimal = self.layout._minimal(self.parties[booking])
+            self._spend(len(rivals) + len(minimal))
+            holders: dict[str, int] = {}
+            for other in rivals:
+                for tid in self.tables[other]:
+                    holders[tid] = holders.get(tid, 0) | 1 << other
+            fixed = self.fixed_mask
+            found = []
+            for cand in minimal:
+                blockers = 0
+                for tid in cand.table_ids:
+                    blockers |= holders.get(tid, 0)
+                if not blockers & fixed:
+                    found.append((cand, blockers))
+            self._statics[booking] = found
+        return found
+
+    def _spend(self, steps: int) -> None:
+        self.work += _STEP_OVERHEAD + steps
+        if self.work > self.work_limit:
+            self.out = True
+            raise _OutOfBudget
 
     def _place(self, pending: list[int], moves_left: int) -> bool:
         if not pending:
@@ -689,33 +1037,21 @@ class _RepackSearch:
             if booking < 0 or len(found) < len(options):
                 booking, options = waiting, found
         rest = [i for i in pending if i != booking]
-        span = (self.windows[booking].start, self.windows[booking].blocked_until)
-        for displaced_count, cand, blockers in options:
+        seat = self.seat
+        for displaced_count, cand, displaced in options:
             self.nodes += 1
-            if self.nodes > self.node_limit:
-                self.out = True
-                raise _OutOfBudget
-            lifted = [self._lift(i) for i in blockers]
-            for tid in cand.table_ids:
-                self.by_table[tid][booking] = span
-            self.pinned.add(booking)
-            self.placed[booking] = cand
+            blockers = _bits(displaced)
+            lifted = [seat[i] for i in blockers]
+            for i in blockers:
+                seat[i] = 0
+            self.moved |= displaced
+            seat[booking] = cand.mask
+            self.pinned[booking] = cand
             if self._place(rest + blockers, moves_left - displaced_count):
                 return True
-            del self.placed[booking]
-            self.pinned.discard(booking)
-            for tid in cand.table_ids:
-                del self.by_table[tid][booking]
-            for i, entries in zip(blockers, lifted, strict=True):
-                for tid, held in entries:
-                    self.by_table[tid][i] = held
+            del self.pinned[booking]
+            seat[booking] = 0
+            self.moved &= ~displaced
+            for i, mask in zip(blockers, lifted, strict=True):
+                seat[i] = mask
         return False
-
-    def _lift(self, booking: int) -> list[tuple[str, tuple[datetime, datetime]]]:
-        """Take a booking off its tables; returns what to put back on backtrack."""
-        entries = []
-        for tid in self.current[booking]:
-            held = self.by_table.get(tid, {}).pop(booking, None)
-            if held is not None:
-                entries.append((tid, held))
-        return entries

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 
 import pytest
 
@@ -13,6 +13,7 @@ from domain.allocation import (
     OUTSIDE_SERVICE_HOURS,
     PARTY_TOO_LARGE,
     PARTY_TOO_SMALL,
+    REPACK_MAX_MOVES,
     AllocationFailure,
     Layout,
     Occupied,
@@ -24,6 +25,8 @@ from domain.allocation import (
     booking_window,
     plan_occupancy,
     repack,
+    seat,
+    tidy,
 )
 from models.restaurant import RestaurantConfig
 
@@ -371,10 +374,10 @@ def test_repack_passes_on_failures_no_move_can_fix():
     assert isinstance(result, AllocationFailure) and result.reason == PARTY_TOO_LARGE
 
 
-def test_repack_bounded_by_its_node_limit():
+def test_repack_bounded_by_its_work_limit():
     cfg = config([("a", "main", 2), ("b", "main", 4)])
     layout = Layout.from_config(cfg)
-    result = repack(layout, 4, window(cfg, party=4), [seated(cfg, "x", ["b"])], node_limit=0)
+    result = repack(layout, 4, window(cfg, party=4), [seated(cfg, "x", ["b"])], work_limit=0)
     assert isinstance(result, AllocationFailure) and "budget used up" in result.detail
 
 
@@ -385,3 +388,103 @@ def test_repack_keeps_bookings_on_unknown_tables_where_they_are():
     day = [seated(cfg, "x", ["b"]), seated(cfg, "old", ["gone"])]
     result = repack(layout, 4, window(cfg, party=4), day)
     assert isinstance(result, Repack) and result.moves == {"x": ("a",)}
+
+
+def test_repack_never_moves_a_booking_that_has_started():
+    # The couple on b started at 18:30: its guests are at the table. Moving it would seat
+    # the four, but a started booking stays where it is.
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, "x", ["b"], start="18:30")]
+    four = window(cfg, party=4)
+    before = repack(layout, 4, four, day, started_by=at("18:00"))
+    assert isinstance(before, Repack) and before.moves == {"x": ("a",)}
+    after = repack(layout, 4, four, day, started_by=at("18:30"))
+    assert isinstance(after, AllocationFailure) and after.reason == NO_CAPACITY
+
+
+def test_seat_does_not_move_a_booking_already_at_its_table():
+    # A walk-in decided at 18:45 for 19:00: the couple seated since 18:30 keeps the four-top.
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    couple = seated(cfg, "x", ["b"], start="18:30")
+    at_the_door = datetime(2026, 12, 1, 18, 45, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": couple}, at_the_door,
+                             reseat=True)
+    assert isinstance(outcome, AllocationFailure) and outcome.reason == NO_CAPACITY
+    assert moves == {}
+    day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": couple}, day_before,
+                             reseat=True)
+    assert outcome == Plan(("b",), 4) and moves == {"x": ("a",)}
+
+
+def test_seat_says_how_far_re_seating_looked_when_it_fails():
+    cfg = config([("a", "main", 2), ("b", "main", 4)])
+    day = {"x": seated(cfg, "x", ["b"]), "y": seated(cfg, "y", ["a"], start="18:30")}
+    day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    outcome, _, _ = seat(cfg, 4, DAY, time(19, 0), None, day, day_before, reseat=True)
+    assert isinstance(outcome, AllocationFailure) and "re-seating" in outcome.detail
+
+
+def test_repack_gives_up_at_once_when_the_room_is_full_at_that_time():
+    # Two tables, two bookings at 19:00 and a third asks: no re-seating can make room,
+    # and the answer says so without searching.
+    cfg = config([("a", "main", 4), ("b", "main", 4)])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, "x", ["a"]), seated(cfg, "y", ["b"], start="19:30")]
+    result = repack(layout, 2, window(cfg, start="19:45"), day)
+    assert isinstance(result, AllocationFailure) and result.reason == NO_CAPACITY
+    assert "need more tables or seats" in result.detail
+
+
+def test_repack_follows_a_rotation_only_as_long_as_its_move_bound():
+    # Each table takes its own size or one less. Only t6 takes the six, so everyone moves
+    # down a table: four moves, one more than the default bound.
+    cfg = config([("t2", "main", 2)] + [
+        (f"t{n}", "main", n, {"min_party": n - 1}) for n in (3, 4, 5, 6)
+    ])
+    layout = Layout.from_config(cfg)
+    day = [seated(cfg, f"p{n}", [f"t{n + 1}"], party=n) for n in (2, 3, 4, 5)]
+    assert REPACK_MAX_MOVES == 3
+    assert isinstance(repack(layout, 6, window(cfg, party=6), day), AllocationFailure)
+    result = repack(layout, 6, window(cfg, party=6), day, max_moves=4)
+    assert isinstance(result, Repack) and result.plan == Plan(("t6",), 6)
+    assert result.moves == {"p2": ("t2",), "p3": ("t3",), "p4": ("t4",), "p5": ("t5",)}
+
+
+def test_minimal_plans_leave_out_supersets_of_a_plan_that_fits():
+    cfg = config([("a", "main", 2), ("b", "main", 2), ("c", "main", 4)],
+                 adjacency=[("a", "b"), ("b", "c")])
+    layout = Layout.from_config(cfg)
+    assert {p.table_ids for p in layout.minimal_plans_for(4)} == {("a", "b"), ("c",)}
+    assert ("b", "c") in {p.table_ids for p in layout.plans_for(4)}
+
+
+def test_seat_moves_one_booking_when_both_then_waste_fewer_seats():
+    # A four arrives with only the six-top free; the three on the four-top could sit at the
+    # free three-top. Moving it seats both without a wasted seat (3 wasted before).
+    cfg = config([("t3", "main", 3), ("t4", "main", 4), ("t6", "main", 6)])
+    three = seated(cfg, "x", ["t4"], party=3)
+    day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": three}, day_before,
+                             reseat=True)
+    assert outcome == Plan(("t4",), 4) and moves == {"x": ("t3",)}
+    # Without re-seating, or once the three has started, nobody moves.
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": three}, day_before,
+                             reseat=False)
+    assert outcome == Plan(("t6",), 6) and moves == {}
+    early = seated(cfg, "x", ["t4"], start="18:30", party=3)
+    at_the_door = datetime(2026, 12, 1, 18, 45, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": early}, at_the_door,
+                             reseat=True)
+    assert outcome == Plan(("t6",), 6) and moves == {}
+
+
+def test_tidy_moves_nobody_for_no_gain():
+    # The couple on the two-top could only go to the free four-top: as many seats wasted
+    # as the new couple wastes there now.
+    cfg = config([("t2", "main", 2), ("t4", "main", 4)])
+    layout = Layout.from_config(cfg)
+    couple = seated(cfg, "x", ["t2"])
+    result = tidy(layout, 2, window(cfg), [couple], Plan(("t4",), 4))
+    assert result == Repack(Plan(("t4",), 4), {})

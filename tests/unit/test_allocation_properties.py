@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from domain.allocation import (
     NO_CAPACITY,
+    REPACK_MAX_MOVES,
     AllocationFailure,
     Layout,
     Occupied,
@@ -16,10 +17,12 @@ from domain.allocation import (
     Repack,
     Seated,
     Window,
+    _RepackSearch,
     allocate,
     booking_window,
     plan_occupancy,
     repack,
+    seat,
 )
 from models.restaurant import RestaurantConfig
 
@@ -187,12 +190,20 @@ crowded_requests = st.lists(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cfg=restaurants(crowded=True), sequence=crowded_requests, max_moves=st.integers(1, 3))
-def test_repack_keeps_the_day_sound_and_only_moves_tables(cfg, sequence, max_moves):
+@given(
+    cfg=restaurants(crowded=True),
+    sequence=crowded_requests,
+    max_moves=st.integers(1, 4),
+    started_by=st.one_of(
+        st.none(), st.integers(17 * 4, 20 * 4).map(lambda q: time(q // 4, (q % 4) * 15))
+    ),
+)
+def test_repack_keeps_the_day_sound_and_only_moves_tables(cfg, sequence, max_moves, started_by):
     """allocate, then repack on no_capacity: the day stays overlap-free after every step,
-    moved bookings keep their id, party and window, and repack never seats fewer than
-    allocate alone would at that step."""
+    moved bookings keep their id, party and window, none that started by ``started_by``
+    moves, and repack never seats fewer than allocate alone would at that step."""
     layout = Layout.from_config(cfg)
+    started = None if started_by is None else datetime.combine(DAY, started_by)
     seated: dict[str, Seated] = {}
     for index, (start, minutes, party) in enumerate(sequence):
         end = None
@@ -208,7 +219,8 @@ def test_repack_keeps_the_day_sound_and_only_moves_tables(cfg, sequence, max_mov
             for tid in s.table_ids
         ]
         direct = allocate(layout, party, window, occupied)
-        result = repack(layout, party, window, list(seated.values()), max_moves=max_moves)
+        result = repack(layout, party, window, list(seated.values()), max_moves=max_moves,
+                        started_by=started)
         if isinstance(direct, Plan):
             assert result == Repack(direct, {})  # a free plan never moves anyone
         elif direct.reason != NO_CAPACITY:
@@ -220,6 +232,72 @@ def test_repack_keeps_the_day_sound_and_only_moves_tables(cfg, sequence, max_mov
         for booking_id, tables in result.moves.items():
             before = seated[booking_id]
             assert tables != before.table_ids
+            assert started is None or before.window.start > started
             seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
         seated[f"b{index}"] = Seated(f"b{index}", party, window, result.plan.table_ids)
+        _assert_day_is_sound(cfg, seated)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=restaurants(crowded=True), sequence=crowded_requests)
+def test_giving_up_at_once_is_never_wrong(cfg, sequence):
+    """When repack gives up without searching (the bookings at some moment need more tables
+    or seats than there are), a search with no bound on moves or work finds nothing either.
+    That search is complete: any re-seating that seats everyone is an ejection chain in
+    which each moved booking goes straight to its final plan."""
+    layout = Layout.from_config(cfg)
+    seated: dict[str, Seated] = {}
+    for index, (start, minutes, party) in enumerate(sequence):
+        end = None
+        if minutes is not None:
+            end_minute = (start.hour * 60 + start.minute + minutes) % (24 * 60)
+            end = time(end_minute // 60, end_minute % 60)
+        window = booking_window(cfg, DAY, start, end, party)
+        if isinstance(window, AllocationFailure):
+            continue
+        confirmed = list(seated.values())
+        result = repack(layout, party, window, confirmed)
+        if isinstance(result, AllocationFailure) and "need more tables" in result.detail:
+            event("gave up at once")
+            moves = len(confirmed) + 1
+            search = _RepackSearch(layout, party, window, confirmed, moves, 10**9, None)
+            assert search.hopeless()
+            assert search.run(moves) is None
+        if isinstance(result, Repack):
+            for booking_id, tables in result.moves.items():
+                before = seated[booking_id]
+                seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
+            seated[f"b{index}"] = Seated(f"b{index}", party, window, result.plan.table_ids)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cfg=restaurants(crowded=True),
+    sequence=crowded_requests,
+    now=st.integers(16 * 4, 20 * 4).map(lambda q: time(q // 4, (q % 4) * 15)),
+)
+def test_seat_keeps_the_day_sound_whatever_it_moves(cfg, sequence, now):
+    """The service's decision (seat, re-seating on: making room, and moving one booking
+    when that wastes fewer seats) keeps every booking fitting and the day overlap-free,
+    moves at most REPACK_MAX_MOVES bookings at a time, each keeping its window, and never
+    one that has started."""
+    at = datetime.combine(DAY, now, tzinfo=UTC)
+    seated: dict[str, Seated] = {}
+    for index, (start, minutes, party) in enumerate(sequence):
+        end = None
+        if minutes is not None:
+            end_minute = (start.hour * 60 + start.minute + minutes) % (24 * 60)
+            end = time(end_minute // 60, end_minute % 60)
+        outcome, window, moves = seat(cfg, party, DAY, start, end, seated, at, reseat=True)
+        if not isinstance(outcome, Plan):
+            assert moves == {}
+            continue
+        assert window is not None and window.start > at.replace(tzinfo=None)
+        assert len(moves) <= REPACK_MAX_MOVES
+        for booking_id, tables in moves.items():
+            before = seated[booking_id]
+            assert tables != before.table_ids
+            assert before.window.start > at.replace(tzinfo=None)
+            seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
+        seated[f"b{index}"] = Seated(f"b{index}", party, window, outcome.table_ids)
         _assert_day_is_sound(cfg, seated)
