@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -313,9 +313,13 @@ def headers_of(record: ConsumerRecord) -> dict[str, str]:
 
 
 @pytest.fixture
-def dlq_worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
+def dlq_worker(start_worker: Callable[..., WorkerProcess]) -> Iterator[WorkerProcess]:
     # Its own prefix: the dead-letters topic holds only this test's records. No SMTP load.
-    return start_worker(suppress_emails=True)
+    # Stopped with its test: the fuzz test's worker kept retrying its process failures one by
+    # one while the next test waited for its own dead letters.
+    worker = start_worker(suppress_emails=True)
+    yield worker
+    worker.stop(timeout=15)
 
 
 async def test_fuzzed_input_is_dead_lettered_once_and_good_input_is_all_processed(
