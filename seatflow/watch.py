@@ -217,9 +217,7 @@ class _Follower:
             **client_options(self.settings), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=POLL_MS,
         )
-        from streams.connection import start_client
-
-        await start_client(self.consumer, self.settings)  # a failure says why, naming the setting
+        await self.consumer.start()
 
     async def stop(self) -> None:
         if self.consumer is not None:
@@ -307,7 +305,6 @@ async def watch_async(
     from config.kafka import KafkaTlsError
     from seatflow.bookings_cli import describe_error
     from seatflow.logs import quiet_clients
-    from streams.connection import BrokerUnreachable
 
     quiet_clients()
     out = out or sys.stdout
@@ -343,8 +340,6 @@ async def watch_async(
         return EXIT_OK
     except KafkaTlsError as exc:
         return fail(str(exc), EXIT_USAGE, err=err)
-    except BrokerUnreachable as exc:
-        return fail(str(exc), EXIT_FAILED, err=err)
     except (KafkaError, OSError, TimeoutError) as exc:
         return fail(f"broker: cannot read from {settings.kafka_bootstrap} ({describe_error(exc)}) — is "
                     "`seatflow dev` running, or SEATFLOW_KAFKA_BOOTSTRAP set?", EXIT_FAILED,

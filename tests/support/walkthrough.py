@@ -31,6 +31,10 @@ _VARIABLE = {
     "date": (r"\b\d{4}-\d\d-\d\d\b", r"\d{4}-\d\d-\d\d"),
     "weekday": (r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b", r"[A-Z][a-z]{2}"),
     "table": (r"\bt\d+\b", r"t\d+"),
+    # A booking's version grows with every status event, re-seating moves included, and
+    # whether re-seating moves the walkthrough's booking depends on the evening so far.
+    "version": (r"\bv\d+\b", r"v\d+"),
+    "version_word": (r"\bversion \d+\b", r"version \d+"),
     "mail": (r"\b\d{10,}-\d+\.eml\b", r"\d+-\d+\.eml"),
 }
 _TOKENS = re.compile("|".join(f"(?P<{name}>{found})" for name, (found, _) in _VARIABLE.items()))

@@ -95,7 +95,8 @@ def test_topic_names_carry_the_runs_prefix() -> None:
     [
         "23:59:01 b-bbbbbbbbbb booking.confirmed confirmed tables t4 (created, v2)",  # other id
         "23:59:01 b-aaaaaaaaaa booking.pending pending tables t4 (created, v2)",  # other event
-        "23:59:01 b-aaaaaaaaaa booking.confirmed confirmed tables t4 (created, v3)",  # version
+        # (not the version: re-seating moves add status events, so it varies run to run)
+        "23:59:01 b-aaaaaaaaaa booking.confirmed confirmed tables t4 (modification, v2)",  # episode
         "",
     ],
 )
