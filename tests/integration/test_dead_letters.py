@@ -426,7 +426,7 @@ async def test_fuzzed_input_is_dead_lettered_once_and_good_input_is_all_processe
     assert not health.bad, f"/health was not 200 during the run {note}: {health.bad[:3]}"
 
 
-async def dead_letters_of(h: Harness, key: str, *, count: int, timeout: float = 15.0,
+async def dead_letters_of(h: Harness, key: str, *, count: int, timeout: float = 60.0,
                           ) -> list[ConsumerRecord]:
     """The dead letters keyed `key`, once there are at least `count` (sorted by offset)."""
     deadline = time.monotonic() + timeout
