@@ -14,17 +14,17 @@ from config.settings import Settings
 from models.common import format_error
 from streams import connection
 from streams.app import broker_credentials
+from tests.support.settings_env import clear_settings_env, settings_with
 from tests.support.tls import issue_ca
 
 PASSWORD = "s3cr3t-kafka-pw"
 
 
 def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
-    for name in list(Settings.model_fields):
-        monkeypatch.delenv(name, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return Settings()
+    # (Clearing Settings.model_fields' names, as before, cleared nothing: those are attribute
+    # names, not the SEATFLOW_* variables.)
+    clear_settings_env(monkeypatch)
+    return settings_with(monkeypatch, **env)
 
 
 def refusal(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
@@ -31,6 +30,7 @@ from producers.publisher import make_change
 from seatflow import cli
 from streams.runtime import Runtime
 from streams.web import OPEN_PATHS, bearer_token_matches
+from tests.support.settings_env import clear_settings_env, settings_with
 
 SMTP_PASSWORD = "smtp-pw-Qx81zz"
 SASL_PASSWORD = "kafka-pw-Vb27yy"
@@ -40,17 +40,8 @@ DB_PASSWORD = "db-pw-Lm44ww"
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith("SEATFLOW_") or name in ("SUPPRESS_EMAILS",
-                                                     "FEATURE_AUTO_ASSIGN_ON_BOOKING"):
-            monkeypatch.delenv(name)
+    clear_settings_env(monkeypatch)
     return monkeypatch
-
-
-def settings_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return Settings()
 
 
 SECRET_ENV = {

@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 from pydantic import ValidationError
 
 from config.settings import Settings
-
-CONTRACT_ENV = (
-    "SEATFLOW_KAFKA_BOOTSTRAP",
-    "SEATFLOW_DATABASE_URL",
-    "SEATFLOW_SMTP_HOST",
-    "SEATFLOW_SMTP_PORT",
-    "SEATFLOW_SMTP_USERNAME",
-    "SEATFLOW_SMTP_PASSWORD",
-    "SEATFLOW_SMTP_TLS",
-    "SEATFLOW_EMAIL_FROM",
-    "SEATFLOW_TOPIC_PREFIX",
-    "SEATFLOW_TOPIC_PARTITIONS",
-    "SEATFLOW_APP_ID",
-    "SEATFLOW_WEB_PORT",
-    "SEATFLOW_INLINE_CONFIRM_WINDOW_MS",
-    "SEATFLOW_AUTO_ASSIGN_RETRY_DELAYS_MS",
-    "SUPPRESS_EMAILS",
-    "FEATURE_AUTO_ASSIGN_ON_BOOKING",
-)
+from tests.support.settings_env import clear_settings_env, settings_with
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No setting leaks in from the shell running the tests."""
-    for name in list(os.environ):
-        if name.startswith("SEATFLOW_") or name in CONTRACT_ENV:
-            monkeypatch.delenv(name)
+    clear_settings_env(monkeypatch)
     return monkeypatch
-
-
-def settings_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return Settings()
 
 
 def error_text(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
