@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.pipeline.config import FULL, RESULTS_DIR, run_settings
 from bench.pipeline.cpu import CpuMeter
+from bench.pipeline.latency import offered_load
 from bench.pipeline.run import code_version
 from bench.pipeline.throughput import throughput_run
 from bench.pipeline.workload import build_template, generate_mix, make_restaurants
@@ -140,24 +141,10 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
                                     enable_idempotence=False, linger_ms=LINGER_MS,
                                     max_batch_size=1 << 20)
         await producer.start()
-        sent_at: dict[bytes, int] = {}
+        sent_first: dict[bytes, int] = {}  # filled as the load goes: a soak may stop early
         samples: list[dict[str, Any]] = []
         fell_behind: list[float] = []
         t0 = time.monotonic()
-
-        async def produce() -> None:
-            i = 0
-            while i < len(records):
-                due = min(len(records), int((time.monotonic() - t0) * rate) + 1)
-                while i < due:
-                    key, value = records[i]
-                    ts = time.time_ns() // 1_000_000
-                    await producer.send(topics.booking_changes, value, key=key, timestamp_ms=ts)
-                    if key in timed:
-                        sent_at[key] = ts
-                    i += 1
-                await asyncio.sleep(0.005)
-            await producer.flush()
 
         async def sample() -> None:
             next_db = 0.0
@@ -197,7 +184,8 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
 
         try:
             sampler = asyncio.create_task(sample())
-            producer_task = asyncio.create_task(produce())
+            producer_task = asyncio.create_task(offered_load(
+                producer, topics.booking_changes, records, rate, sent_at=sent_first))
             await asyncio.wait([sampler, producer_task], return_when=asyncio.FIRST_COMPLETED)
             if not fell_behind:
                 await producer_task
@@ -208,6 +196,8 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
                             "consumed": await committed(group, partitions),
                             "sizes": await database_sizes(url)})
             cpu = meter.used()
+            # A timed create is its booking's only record, so its first send is the create's.
+            sent_at = {k: ts for k, ts in sent_first.items() if k in timed}
             confirmed_at = await confirmations(url, sorted(sent_at))
         finally:
             await producer.stop()

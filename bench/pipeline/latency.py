@@ -108,11 +108,13 @@ class StatusWatcher:
 
 
 async def offered_load(
-    producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]], rate: int
+    producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]], rate: int,
+    *, sent_at: dict[bytes, int] | None = None,
 ) -> tuple[dict[bytes, int], float]:
     """Send records on a fixed schedule (record i at t0 + i/rate); each record's timestamp
-    is the moment it was handed to the producer. Returns send times and the elapsed time."""
-    sent_at: dict[bytes, int] = {}
+    is the moment it was handed to the producer. Returns each key's first send time (into
+    `sent_at` when given, so a caller sees them as they go) and the elapsed time."""
+    sent_at = {} if sent_at is None else sent_at
     t0 = time.monotonic()
     i = 0
     while i < len(records):
