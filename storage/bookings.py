@@ -132,7 +132,7 @@ class BookingRepository:
         # grows with the backlog it is there to drain (found by bench.soak).
         rows = await self.conn.fetch(
             f"SELECT {_BOOKING_COLUMNS} FROM bookings WHERE status = 'pending' AND booking_id IN ("
-            " SELECT booking_id FROM bookings WHERE booking_id = ANY($1::text[])"
+            " SELECT unnest($1::text[])"
             " UNION SELECT b.booking_id FROM unnest($2::text[], $3::date[]) AS d(r, day)"
             "  JOIN bookings b ON b.restaurant_id = d.r AND b.booking_date = d.day"
             "  AND b.status = 'pending' AND b.alloc_state IN ('queued', 'retry', 'exhausted'))"
@@ -244,8 +244,8 @@ class BookingRepository:
         row = await self.conn.fetchrow(
             "SELECT booking_id, restaurant_id, status, pending_ref, booking_date, start_time,"
             " end_time, requested_end_time, party_size, customer_name, customer_email,"
-            " customer_phone, seating_preference, notes, source, channel, idempotency_key, alloc_state, attempts, last_failure, version,"
-            " updated_at, erased_at IS NOT NULL AS personal_data_erased"
+            " customer_phone, seating_preference, notes, source, channel, idempotency_key,"
+            " alloc_state, attempts, last_failure, version, updated_at, erased_at IS NOT NULL AS personal_data_erased"
             " FROM bookings WHERE booking_id = $1",
             booking_id,
         )
