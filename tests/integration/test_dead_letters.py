@@ -464,8 +464,11 @@ async def test_replayed_dead_letters_that_still_fail_come_back_with_attempts_2(
     bad_party = event_dict(rid, invalid)
     bad_party["booking"]["party_size"] = 0
     bad_hold = unprocessable(event_dict(rid, unstorable))
+    # The restaurant first: a change that reaches the worker before its restaurant is parked,
+    # and a parked change that fails is not dead-lettered as itself today (the strict xfail
+    # below), which made this test fail at random.
+    await h.publish_restaurant(restaurant(rid))
     async with Publisher(h.settings) as pub:
-        await pub.publish_restaurant(restaurant(rid))
         await pub.publish_raw(h.worker.topics.booking_changes, invalid.encode(),
                               json_bytes(bad_party))
         await pub.publish_raw(h.worker.topics.booking_changes, unstorable.encode(),
@@ -506,7 +509,8 @@ async def test_dead_letter_fixed_upstream_is_processed_once_on_replay_and_replay
         "booking.created", bid, rid, booking_date="9999-12-31", start_time="22:00",
         end_time="23:59", party_size=2, customer_name="Year Nine", customer_email=None,
     )
-    await h.publish(restaurant(rid, buffer_after_minutes=5), change)
+    await h.publish_restaurant(restaurant(rid, buffer_after_minutes=5))  # (see above)
+    await h.publish(change)
     [letter] = await dead_letters_of(h, bid, count=1)
     assert headers_of(letter)["x-dlq-stage"] == "process"
     assert headers_of(letter)["x-dlq-exception-class"] == "OverflowError"
@@ -553,3 +557,26 @@ async def wait_restaurant_buffer(h: Harness, rid: str, minutes: int, timeout: fl
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect: changes parked for an unknown restaurant are applied inside the "
+    "restaurant's transaction, so one that fails in processing dead-letters the restaurant's "
+    "configuration instead of itself, and the restaurant stays unconfigured"))
+async def test_a_parked_change_that_fails_is_dead_lettered_as_itself_not_as_its_restaurant(
+    dlq_worker: WorkerProcess, stack: Any,
+) -> None:
+    h = Harness(dlq_worker, stack)
+    rid, good, bad = h.ids("r"), h.ids("b-good"), h.ids("b-9999")
+    async with Publisher(h.settings) as pub:
+        # Both changes before the restaurant: both are parked until it arrives.
+        await pub.publish_raw(h.worker.topics.booking_changes, good.encode(),
+                              json_bytes(event_dict(rid, good)))
+        await pub.publish_raw(h.worker.topics.booking_changes, bad.encode(),
+                              json_bytes(unprocessable(event_dict(rid, bad))))
+    await h.changes_applied(good, bad)
+    await h.publish(restaurant(rid))
+    [letter] = await dead_letters_of(h, bad, count=1, timeout=20.0)
+    assert headers_of(letter)["x-dlq-stage"] == "process"
+    booking = await h.wait_booking(good, lambda b: b["status"] in ("pending", "confirmed"))
+    assert booking["restaurant_id"] == rid
