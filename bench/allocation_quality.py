@@ -486,6 +486,7 @@ def _chart(results: list[DayResult], summary: dict, path: Path) -> None:
     ax_q.set_ylabel("mean covers / offline optimum")
     ax_q.set_title("quality by kind of day")
     ax_q.legend(fontsize=7, loc="lower left")
+    ax_c.axhline(5.0, color="red", lw=0.8, ls=":", label="5 ms")
     ax_c.set_ylabel("CPU ms per decision (allocation + re-seating)")
     ax_c.set_title("cost by kind of day")
     ax_c.legend(fontsize=7)

@@ -622,8 +622,8 @@ def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: di
 # the allocation transaction locks and a changed floor plan; and the search grows
 # exponentially with it. Why 3: within the work the search can afford (below), allowing
 # 4, 5 or 8 moves seated no more guests on the generated days (bench/README.md); the
-# re-seatings that would seat more need rotations of 5-11 bookings, which no search this
-# cheap finds.
+# re-seatings it misses need rotations of 3-11 bookings, which a search this cheap
+# rarely finds.
 REPACK_MAX_MOVES = 3
 # The hard bound on a search's cost, whatever the restaurant or the day: steps of work
 # (a rival or a plan looked at, each a few operations on ints, plus _STEP_OVERHEAD per

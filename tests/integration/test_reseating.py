@@ -123,3 +123,43 @@ async def test_a_booking_being_changed_right_now_is_not_moved(database: Database
     assert (again.moved, again.confirmed) == (1, 1)
     published = [json.loads(r.payload) for r in again.rows if r.topic == "booking-status"]
     assert {e["type"] for e in published} == {"booking.tables_changed", "booking.confirmed"}
+
+
+def three_tables() -> RestaurantConfig:
+    """A three-top, a four-top and a six-top."""
+    return RestaurantConfig.model_validate({
+        "restaurant_id": "r-tidy", "name": "Tidy", "slug": "tidy",
+        "tables": [{"table_id": "t3", "capacity": 3}, {"table_id": "t4", "capacity": 4},
+                   {"table_id": "t6", "capacity": 6}],
+    })
+
+
+async def test_a_move_that_only_saves_seats_is_published_like_any_other(
+    database: Database,
+) -> None:
+    """A four finds only the six-top free while a three sits at the four-top and the
+    three-top is free: the three moves (booking.tables_changed, no email) and the four
+    takes the four-top, so the six-top stays free for a party only it can seat."""
+    async with database.transaction() as uow:
+        await apply_restaurant(uow, three_tables(), CHANGES)
+
+    def tidy_create(booking_id: str, start: str, party: int, end: str | None = None):
+        return make_change("booking.created", booking_id, "r-tidy", booking_date=DAY,
+                           start_time=start, end_time=end, party_size=party, customer_name="G")
+
+    await step(database, tidy_create("early", "18:00", 3, "19:00"))  # takes t3
+    await step(database, tidy_create("three", "19:00", 3))  # t3 is held until 19:05: t4
+    await step(database, make_change("booking.cancelled", "early", "r-tidy"))  # t3 is free
+    rows = await step(database, tidy_create("four", "19:00", 4))
+
+    status = [r.value for r in rows if r.topic == "booking-status"]
+    (moved,) = [e for e in status if e["type"] == "booking.tables_changed"]
+    assert (moved["booking_id"], moved["table_ids"], moved["status"]) == (
+        "three", ["t3"], "confirmed")
+    confirmed = [e for e in status if e["type"] == "booking.confirmed"]
+    assert [(e["booking_id"], e["table_ids"]) for e in confirmed] == [("four", ["t4"])]
+    async with database.transaction() as uow:
+        tables = await uow.bookings.table_ids_of(["three", "four"])
+        mails = await uow.notifications.of_booking("three")
+    assert tables == {"three": ("t3",), "four": ("t4",)}
+    assert [m["kind"] for m in mails] == ["request_received", "confirmed"]  # no email for a move
