@@ -90,6 +90,7 @@ class DayResult:
     requested_covers: int
     seatflow: int  # re-seating on: the service's default
     no_reseat: int
+    tidy_moves: int  # re-seating on and SEATFLOW_ALLOCATION_TIDY_MOVES (opt-in)
     first_fit: int  # single tables and combinations
     first_fit_single: int
     ceiling: int
@@ -121,7 +122,8 @@ def _now(day: Day, ask: Ask) -> datetime:
     return day.decided_at(ask.request).replace(tzinfo=UTC)
 
 
-def run_seatflow(day: Day, reseat: bool, result: DayResult | None = None) -> int:
+def run_seatflow(day: Day, reseat: bool, result: DayResult | None = None, *,
+                 tidy_moves: bool = False) -> int:
     """The service's decision, ``domain.allocation.seat``, for every request in order."""
     seated: dict[str, Seated] = {}
     covers = 0
@@ -130,7 +132,8 @@ def run_seatflow(day: Day, reseat: bool, result: DayResult | None = None) -> int
         cfg = day.config_for(ask.index)
         wall, cpu = clock.perf_counter(), clock.thread_time()
         outcome, window, moves = seat(
-            cfg, req.party, req.date, req.start, req.end, seated, _now(day, ask), reseat=reseat
+            cfg, req.party, req.date, req.start, req.end, seated, _now(day, ask), reseat=reseat,
+            tidy_moves=tidy_moves,
         )
         ms = (clock.thread_time() - cpu) * 1000
         if result is not None:
@@ -341,6 +344,7 @@ def run_day(size: int, seed: int, kind: str = "standard", basis: str = "turns") 
         size=size, seed=seed, kind=kind, demand=round(day.demand, 3),
         requested_covers=sum(a.party for a in asks(day)),
         seatflow=0, no_reseat=run_seatflow(day, reseat=False),
+        tidy_moves=run_seatflow(day, reseat=True, tidy_moves=True),
         first_fit=run_first_fit(day, combinations=True),
         first_fit_single=run_first_fit(day, combinations=False),
         ceiling=top, ceiling_undecided=undecided,
@@ -389,6 +393,7 @@ def summarise(results: list[DayResult]) -> dict[str, dict[str, dict]]:
                 "mean_ratio_to_ceiling": mean(to_ceiling),
                 "min_ratio_to_ceiling": round(min(to_ceiling), 4),
                 "no_reseat_mean_ratio": mean([r.no_reseat / r.optimum_bound for r in rows]),
+                "tidy_moves_mean_ratio": mean([r.tidy_moves / r.optimum_bound for r in rows]),
                 "ceiling_mean_ratio": mean([r.ceiling / r.optimum_bound for r in rows]),
                 "first_fit_mean_ratio": mean([r.first_fit / r.optimum_bound for r in rows]),
                 "first_fit_single_mean_ratio": mean(
@@ -439,6 +444,7 @@ def _chart(results: list[DayResult], summary: dict, path: Path) -> None:
     lines = (
         ("seatflow", "o-", "seatflow (re-seating)"),
         ("no_reseat", ".:", "without re-seating"),
+        ("tidy_moves", "+-", "with tidy moves (opt-in)"),
         ("ceiling", "k_", "arrival-order ceiling"),
         ("first_fit", "s--", "first-fit (tables + combinations)"),
         ("first_fit_single", "x--", "first-fit, single tables"),
@@ -552,7 +558,7 @@ def main(argv: list[str] | None = None) -> dict:
 def print_summary(summary: dict) -> None:
     print(
         f"{'kind':<14} {'tables':>6} {'days':>4} {'seatflow':>8} {'min':>6} {'/ceil':>6} "
-        f"{'ceiling':>7} {'no-rs':>6} {'ff':>6} {'ff-1':>6} {'<ff':>3} {'p50ms':>6} "
+        f"{'ceiling':>7} {'no-rs':>6} {'tidy':>6} {'ff':>6} {'ff-1':>6} {'<ff':>3} {'p50ms':>6} "
         f"{'p99ms':>6} {'maxms':>6} {'moves':>5}  target"
     )
     for kind, by_size in summary.items():
@@ -564,6 +570,7 @@ def print_summary(summary: dict) -> None:
                 f"{kind:<14} {size:>6} {s['days']:>4} {s['mean_ratio']:>8.2%} "
                 f"{s['min_ratio']:>6.1%} {s['mean_ratio_to_ceiling']:>6.1%} "
                 f"{s['ceiling_mean_ratio']:>7.2%} {s['no_reseat_mean_ratio']:>6.1%} "
+                f"{s['tidy_moves_mean_ratio']:>6.1%} "
                 f"{s['first_fit_mean_ratio']:>6.1%} {s['first_fit_single_mean_ratio']:>6.1%} "
                 f"{s['days_below_first_fit']:>3} {s['decision_p50_ms']:>6.2f} "
                 f"{s['decision_p99_ms']:>6.2f} {s['decision_max_ms']:>6.2f} "

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     # Re-seat confirmed bookings (same times, other tables) when that makes room for a new one.
     # Each move is published as `booking.tables_changed` with the next booking_version.
     allocation_repack: bool = Field(True, validation_alias=_env("SEATFLOW_ALLOCATION_REPACK"))
+    # Opt-in, beyond the contract: also move one confirmed booking when a new one could be
+    # seated but the move wastes fewer seats (a four takes the four-top, not the six-top).
+    # The contract (§4) promises moves only when a booking cannot otherwise be seated.
+    allocation_tidy_moves: bool = Field(
+        False, validation_alias=_env("SEATFLOW_ALLOCATION_TIDY_MOVES")
+    )
 
     # --- tuning (not in the contract; defaults suit the embedded Tansu broker) -------------
     home: Path = Field(DEFAULT_HOME, validation_alias=_env("SEATFLOW_HOME"))

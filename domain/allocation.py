@@ -444,10 +444,15 @@ def seat(
     now: datetime,
     *,
     reseat: bool,
+    tidy_moves: bool = False,
 ) -> tuple[Plan | AllocationFailure, Window | None, dict[str, tuple[str, ...]]]:
     """The allocator's answer for one pending booking at `now` (aware): a plan and its
     window, with the confirmed bookings re-seated to make room (booking_id -> new tables),
-    or why not. `seated`: every other confirmed booking that could touch the window."""
+    or why not. `seated`: every other confirmed booking that could touch the window.
+
+    `tidy_moves` also re-seats one booking when the booking could be seated without it but
+    wastes fewer seats with it (``tidy``). Off by default: the contract (§4) lets the
+    service move confirmed bookings only when a booking cannot otherwise be seated."""
     window = booking_window(cfg, booking_date, start, end, party)
     if isinstance(window, AllocationFailure):
         return window, None, {}
@@ -463,7 +468,7 @@ def seat(
         if isinstance(repacked, Repack):
             return repacked.plan, window, repacked.moves
         return repacked, window, {}  # says how far re-seating looked
-    if reseat and isinstance(outcome, Plan) and outcome.seats > party:
+    if reseat and tidy_moves and isinstance(outcome, Plan) and outcome.seats > party:
         tidier = tidy(layout, party, window, list(seated.values()), outcome,
                       started_by=local_now)
         return tidier.plan, window, tidier.moves

@@ -39,7 +39,8 @@ def policies(settings: Settings) -> Policies:
                              inline_window=inline_window),
         allocation=AllocationPolicy(retry_delays_s=settings.retry_delays_s,
                                     inline_window=inline_window,
-                                    repack=settings.allocation_repack),
+                                    repack=settings.allocation_repack,
+                                    tidy_moves=settings.allocation_tidy_moves),
         retention=RetentionPolicy(dedupe=timedelta(days=settings.dedupe_retention_days),
                                   email_records=timedelta(
                                       days=settings.email_record_retention_days),

@@ -28,6 +28,8 @@ class AllocationPolicy:
     inline_window: timedelta
     # After "no capacity", try re-seating confirmed bookings (same times, other tables).
     repack: bool = False
+    # Also re-seat when a booking fits but a move wastes fewer seats (beyond contract §4).
+    tidy_moves: bool = False
 
 
 @dataclass
@@ -121,6 +123,7 @@ async def run_requests(
         outcome, window, moves = allocation.seat(
             cfg, state.party_size, state.booking_date, state.start_time,
             state.requested_end_time, day, now, reseat=policy.repack,
+            tidy_moves=policy.tidy_moves,
         )
         if moves and not await _can_move(uow, moves, day, moved):
             # A booking to move is being changed right now (or already was): no re-seating

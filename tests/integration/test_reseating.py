@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 DAY = "2031-06-14"
 CHANGES = ChangePolicy(auto_assign=True, inline_window=timedelta(seconds=2))
 RESEAT = AllocationPolicy([60.0], timedelta(seconds=2), repack=True)
+TIDY = AllocationPolicy([60.0], timedelta(seconds=2), repack=True, tidy_moves=True)
 
 
 def two_tables() -> RestaurantConfig:
@@ -49,14 +50,15 @@ async def database(settings: Any):
     await database.close()
 
 
-async def step(database: Database, change) -> list[OutboxRow]:
+async def step(database: Database, change, policy: AllocationPolicy = RESEAT
+               ) -> list[OutboxRow]:
     """Apply a change, then the allocation requests it caused; returns what was published."""
     async with database.transaction() as uow:
         result = await apply_changes(uow, [change], CHANGES)
     requests = [AllocationRequest.model_validate(r.value) for r in result.rows
                 if r.topic == "allocation-requests"]
     async with database.transaction() as uow:
-        decided = await run_requests(uow, requests, RESEAT)
+        decided = await run_requests(uow, requests, policy)
     return result.rows + decided.rows
 
 
@@ -134,12 +136,10 @@ def three_tables() -> RestaurantConfig:
     })
 
 
-async def test_a_move_that_only_saves_seats_is_published_like_any_other(
-    database: Database,
-) -> None:
+async def seat_a_four_beside_a_three(database: Database, policy: AllocationPolicy
+                                    ) -> list[OutboxRow]:
     """A four finds only the six-top free while a three sits at the four-top and the
-    three-top is free: the three moves (booking.tables_changed, no email) and the four
-    takes the four-top, so the six-top stays free for a party only it can seat."""
+    three-top is free."""
     async with database.transaction() as uow:
         await apply_restaurant(uow, three_tables(), CHANGES)
 
@@ -147,10 +147,32 @@ async def test_a_move_that_only_saves_seats_is_published_like_any_other(
         return make_change("booking.created", booking_id, "r-tidy", booking_date=DAY,
                            start_time=start, end_time=end, party_size=party, customer_name="G")
 
-    await step(database, tidy_create("early", "18:00", 3, "19:00"))  # takes t3
-    await step(database, tidy_create("three", "19:00", 3))  # t3 is held until 19:05: t4
-    await step(database, make_change("booking.cancelled", "early", "r-tidy"))  # t3 is free
-    rows = await step(database, tidy_create("four", "19:00", 4))
+    await step(database, tidy_create("early", "18:00", 3, "19:00"), policy)  # takes t3
+    await step(database, tidy_create("three", "19:00", 3), policy)  # t3 held until 19:05: t4
+    await step(database, make_change("booking.cancelled", "early", "r-tidy"), policy)
+    return await step(database, tidy_create("four", "19:00", 4), policy)  # t3 is free now
+
+
+async def test_a_booking_that_can_be_seated_moves_nobody(database: Database) -> None:
+    """Contract §4: confirmed bookings move only when a booking cannot otherwise be seated.
+    The four fits the six-top, so the three stays where it is and nothing else is said."""
+    rows = await seat_a_four_beside_a_three(database, RESEAT)
+    status = [r.value for r in rows if r.topic == "booking-status"]
+    assert [e["type"] for e in status] == ["booking.pending", "booking.confirmed"]
+    assert {e["booking_id"] for e in status} == {"four"}
+    assert status[-1]["table_ids"] == ["t6"]
+    async with database.transaction() as uow:
+        tables = await uow.bookings.table_ids_of(["three", "four"])
+    assert tables == {"three": ("t4",), "four": ("t6",)}
+
+
+async def test_an_opt_in_move_that_only_saves_seats_is_published_like_any_other(
+    database: Database,
+) -> None:
+    """SEATFLOW_ALLOCATION_TIDY_MOVES: the three moves to the three-top
+    (booking.tables_changed, no email) and the four takes the four-top, so the six-top stays
+    free for a party only it can seat."""
+    rows = await seat_a_four_beside_a_three(database, TIDY)
 
     status = [r.value for r in rows if r.topic == "booking-status"]
     (moved,) = [e for e in status if e["type"] == "booking.tables_changed"]

@@ -460,23 +460,34 @@ def test_minimal_plans_leave_out_supersets_of_a_plan_that_fits():
     assert ("b", "c") in {p.table_ids for p in layout.plans_for(4)}
 
 
-def test_seat_moves_one_booking_when_both_then_waste_fewer_seats():
-    # A four arrives with only the six-top free; the three on the four-top could sit at the
-    # free three-top. Moving it seats both without a wasted seat (3 wasted before).
+def test_a_booking_that_can_be_seated_moves_nobody_by_default():
+    # Contract §4: moves only when a booking cannot otherwise be seated. The four fits the
+    # free six-top, so the three stays on the four-top although a move would waste less.
     cfg = config([("t3", "main", 3), ("t4", "main", 4), ("t6", "main", 6)])
     three = seated(cfg, "x", ["t4"], party=3)
     day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": three}, day_before,
                              reseat=True)
+    assert outcome == Plan(("t6",), 6) and moves == {}
+
+
+def test_seat_with_tidy_moves_moves_one_booking_when_both_then_waste_fewer_seats():
+    # Opt-in: a four arrives with only the six-top free; the three on the four-top could sit
+    # at the free three-top. Moving it seats both without a wasted seat (3 wasted before).
+    cfg = config([("t3", "main", 3), ("t4", "main", 4), ("t6", "main", 6)])
+    three = seated(cfg, "x", ["t4"], party=3)
+    day_before = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": three}, day_before,
+                             reseat=True, tidy_moves=True)
     assert outcome == Plan(("t4",), 4) and moves == {"x": ("t3",)}
     # Without re-seating, or once the three has started, nobody moves.
     outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": three}, day_before,
-                             reseat=False)
+                             reseat=False, tidy_moves=True)
     assert outcome == Plan(("t6",), 6) and moves == {}
     early = seated(cfg, "x", ["t4"], start="18:30", party=3)
     at_the_door = datetime(2026, 12, 1, 18, 45, tzinfo=UTC)
     outcome, _, moves = seat(cfg, 4, DAY, time(19, 0), None, {"x": early}, at_the_door,
-                             reseat=True)
+                             reseat=True, tidy_moves=True)
     assert outcome == Plan(("t6",), 6) and moves == {}
 
 
