@@ -6,6 +6,7 @@ advisory lock per restaurant (shared) -> booking rows (sorted) -> everything els
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ from models.events import BookingChange
 from models.restaurant import RestaurantConfig
 from services import outbox
 from services.decisions import Decided, persist_decisions
-from storage.intake import Customer, ParkedChange, Submission
+from storage.intake import Customer, ParkedChange, SourceMessage, Submission
 from storage.outbox import OutboxRow
 from storage.uow import UnitOfWork
 
@@ -62,8 +63,10 @@ async def apply_changes(
     policy: ChangePolicy,
     *,
     now: datetime | None = None,
+    sources: Mapping[str, SourceMessage] | None = None,
 ) -> BatchResult:
-    """Apply changes (in order) inside the caller's unit of work."""
+    """Apply changes (in order) inside the caller's unit of work. `sources`: the message
+    each change came in, by event id; a change parked for its restaurant keeps it."""
     now = now or datetime.now(UTC)
     result = BatchResult()
     # Dedupe: one claim per event_id, atomically (a redelivery or replay finds it taken).
@@ -112,7 +115,8 @@ async def apply_changes(
             # Not dead-lettered: waits, in order, until the configuration arrives.
             waiting.add(b.booking_id)
             parked.append(ParkedChange(b.restaurant_id, b.booking_id, change.event_id,
-                                       change.model_dump(mode="json")))
+                                       change.model_dump(mode="json"),
+                                       (sources or {}).get(change.event_id)))
             continue
         stored = states.get(b.booking_id)
         if change.idempotency_key and stored is None and change.type != "booking.cancelled":

@@ -180,7 +180,10 @@ class GuestDataRepository:
     async def rewrite_parked(self, copies: list[StoredCopy]) -> None:
         if copies:
             await self.conn.executemany(
-                "UPDATE parked_changes SET payload = $2 WHERE seq = $1",
+                # The message it came in holds the same data: it becomes the rewritten JSON.
+                "UPDATE parked_changes SET payload = $2, source_value = CASE WHEN"
+                " source_value IS NULL THEN NULL ELSE convert_to($2::jsonb::text, 'UTF8') END"
+                " WHERE seq = $1",
                 [(c.id, c.data) for c in copies],
             )
 

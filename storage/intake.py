@@ -3,6 +3,7 @@ submissions, customers, and changes parked until their restaurant is configured.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,19 @@ class Customer:
 
 
 @dataclass(frozen=True)
+class SourceMessage:
+    """A consumed message as the broker delivered it: what a dead letter of it carries."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True)
 class ParkedChange:
     """A change waiting for its restaurant's configuration, in arrival order."""
 
@@ -35,6 +49,9 @@ class ParkedChange:
     booking_id: str
     event_id: str
     payload: dict[str, Any]  # the change as JSON
+    # The message it came in: if it fails once released, it is dead-lettered as itself.
+    source: SourceMessage | None = None
+    seq: int | None = None  # set when taken back out
 
 
 class IntakeRepository:
@@ -116,19 +133,44 @@ class IntakeRepository:
     async def park(self, parked: list[ParkedChange]) -> None:
         if parked:
             await self.conn.executemany(
-                "INSERT INTO parked_changes (restaurant_id, booking_id, event_id, payload)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-                [(p.restaurant_id, p.booking_id, p.event_id, p.payload) for p in parked],
+                "INSERT INTO parked_changes (restaurant_id, booking_id, event_id, payload,"
+                " source_topic, source_partition, source_offset, source_timestamp_ms,"
+                " source_key, source_value, source_header_names, source_header_values)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                [_parked_row(p) for p in parked],
             )
 
-    async def take_parked(self, restaurant_id: str) -> list[dict[str, Any]]:
+    async def take_parked(self, restaurant_id: str) -> list[ParkedChange]:
         """Remove and return the restaurant's parked changes, oldest first; also every later
         change parked for the same bookings (they waited behind them, whatever the
         restaurant)."""
         rows = await self.conn.fetch(
             "DELETE FROM parked_changes WHERE booking_id IN"
             " (SELECT booking_id FROM parked_changes WHERE restaurant_id = $1)"
-            " RETURNING seq, payload",
+            " RETURNING *",
             restaurant_id,
         )
-        return [r["payload"] for r in sorted(rows, key=lambda r: r["seq"])]
+        return [_parked(r) for r in sorted(rows, key=lambda r: r["seq"])]
+
+
+def _parked_row(p: ParkedChange) -> tuple:
+    src = p.source
+    if src is None:
+        return (p.restaurant_id, p.booking_id, p.event_id, p.payload, *([None] * 8))
+    return (p.restaurant_id, p.booking_id, p.event_id, p.payload, src.topic, src.partition,
+            src.offset, src.timestamp_ms, src.key, src.value, [n for n, _ in src.headers],
+            [v for _, v in src.headers])
+
+
+def _parked(r: asyncpg.Record) -> ParkedChange:
+    source = None
+    if r["source_topic"] is not None:
+        source = SourceMessage(
+            r["source_topic"], r["source_partition"], r["source_offset"],
+            r["source_timestamp_ms"], r["source_key"], r["source_value"],
+            tuple(zip(r["source_header_names"] or [], r["source_header_values"] or [],
+                      strict=True)),
+        )
+    return ParkedChange(r["restaurant_id"], r["booking_id"], r["event_id"], r["payload"],
+                        source, r["seq"])

@@ -29,6 +29,7 @@ from storage.retention import RetentionRepository
 
 class UnitOfWork:
     def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
         self.bookings = BookingRepository(conn)
         self.restaurants = RestaurantRepository(conn)
         self.intake = IntakeRepository(conn)
@@ -39,6 +40,12 @@ class UnitOfWork:
         self.retention = RetentionRepository(conn)
         self.guest_data = GuestDataRepository(conn)
         self.days = DayRepository(conn)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A block that, if it raises, is undone alone; the rest of the unit of work stays."""
+        async with self._conn.transaction():
+            yield
 
 
 class Database:

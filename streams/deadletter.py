@@ -20,6 +20,8 @@ from typing import Any, Final, Literal, Protocol, get_args
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from storage.intake import SourceMessage
+
 DeadLetterStage = Literal["decode", "validate", "process"]
 DEAD_LETTER_STAGES: Final[tuple[str, ...]] = get_args(DeadLetterStage)
 
@@ -44,19 +46,6 @@ MAX_EXCEPTION_MESSAGE_CHARS: Final = 2000
 VALUE_PREVIEW_CHARS: Final = 80
 
 Headers = list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True)
-class SourceMessage:
-    """The consumed message that could not be processed, as the broker delivered it."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True)

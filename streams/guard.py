@@ -120,15 +120,19 @@ class BatchGuard(Generic[M]):
         rt: Runtime,
         name: str,
         model: type[M],
-        handle: Callable[[list[M]], Awaitable[None]],
+        handle: Callable[..., Awaitable[None]],
         *,
         key_field: KeyField,
+        with_sources: bool = False,
     ) -> None:
+        """`handle(models)`, or with `with_sources` `handle(models, sources)`: the messages
+        they came in, in the same order."""
         self.rt = rt
         self.name = name
         self.model = model
         self.handle = handle
         self.key_field = key_field
+        self.with_sources = with_sources
 
     def decode(self, src: SourceMessage) -> M:
         limit = self.rt.settings.max_input_bytes
@@ -167,7 +171,7 @@ class BatchGuard(Generic[M]):
         """Handle `items` as one batch; on a non-transient failure split it in halves (in
         order) until the failing message stands alone, and mark only that one poison."""
         try:
-            await self.rt.until_done(self.name, lambda: self.handle([d.model for d in items]))
+            await self.rt.until_done(self.name, lambda: self._call(items))
             return
         except Exception as exc:  # noqa: BLE001 - narrowed below
             if len(items) == 1:
@@ -179,6 +183,12 @@ class BatchGuard(Generic[M]):
         half = len(items) // 2
         await self._handle(items[:half], poison)
         await self._handle(items[half:], poison)
+
+    def _call(self, items: list[Decoded[M]]) -> Awaitable[None]:
+        models = [d.model for d in items]
+        if self.with_sources:
+            return self.handle(models, [d.source for d in items])
+        return self.handle(models)
 
     async def dead_letter(self, poison: list[Poison]) -> None:
         """Publish dead letters (original key and bytes, contract headers; a value too large
@@ -201,7 +211,8 @@ class BatchGuard(Generic[M]):
             await self.rt.until_done(
                 f"{self.name}.dead-letter-backlog", lambda: self._backlog(rows)
             )
-        notes = [self._ops_row(p, refused.get(i), now) for i, p in enumerate(poison)]
+        notes = [dead_letter_ops_row(p, refused.get(i), now, self.key_field)
+                 for i, p in enumerate(poison)]
         await self.rt.until_done(f"{self.name}.dead-letter", lambda: self.rt.publish_rows(notes))
         for p in poison:
             self.rt.metrics.dead_letters.labels(topic=self.name, stage=p.stage).inc()
@@ -246,25 +257,30 @@ class BatchGuard(Generic[M]):
                       " PostgreSQL (dead_letter_backlog) for retry", self.name, d.original_topic,
                       d.original_partition, d.original_offset, d.publish_error)
 
-    def _ops_row(self, p: Poison, refused: str | None, now: datetime) -> OutboxRow:
-        src = p.source
-        context = {
-            "stage": p.stage,
-            "original_topic": src.topic,
-            "original_partition": src.partition,
-            "original_offset": src.offset,
-            "exception_class": type(p.error).__name__,
-            "exception_message": str(p.error)[:500],
-            "value_bytes": 0 if src.value is None else len(src.value),
-        }
-        if refused is not None:
-            context["backlogged"] = refused
-        note = OpsNote(
-            "dead_letter.backlogged" if refused is not None else "dead_letter.published",
-            "error" if refused is not None else "warning",
-            context,
-        )
-        return ops_row(note, now, **{self.key_field: _id_from_key(src.key)})
+
+def dead_letter_ops_row(p: Poison, refused: str | None, now: datetime, key_field: KeyField,
+                        *, restaurant_id: str | None = None) -> OutboxRow:
+    """The ops event of a dead letter: published, or kept in the backlog (`refused`: why).
+    The record key names the booking or restaurant; `restaurant_id` when known otherwise."""
+    src = p.source
+    context = {
+        "stage": p.stage,
+        "original_topic": src.topic,
+        "original_partition": src.partition,
+        "original_offset": src.offset,
+        "exception_class": type(p.error).__name__,
+        "exception_message": str(p.error)[:500],
+        "value_bytes": 0 if src.value is None else len(src.value),
+    }
+    if refused is not None:
+        context["backlogged"] = refused
+    note = OpsNote(
+        "dead_letter.backlogged" if refused is not None else "dead_letter.published",
+        "error" if refused is not None else "warning",
+        context,
+    )
+    ids = {"restaurant_id": restaurant_id, key_field: _id_from_key(src.key)}
+    return ops_row(note, now, **ids)
 
 
 def _id_from_key(key: bytes | None) -> str | None:

@@ -559,10 +559,6 @@ async def wait_restaurant_buffer(h: Harness, rid: str, minutes: int, timeout: fl
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect: changes parked for an unknown restaurant are applied inside the "
-    "restaurant's transaction, so one that fails in processing dead-letters the restaurant's "
-    "configuration instead of itself, and the restaurant stays unconfigured"))
 async def test_a_parked_change_that_fails_is_dead_lettered_as_itself_not_as_its_restaurant(
     dlq_worker: WorkerProcess, stack: Any,
 ) -> None:
@@ -572,11 +568,18 @@ async def test_a_parked_change_that_fails_is_dead_lettered_as_itself_not_as_its_
         # Both changes before the restaurant: both are parked until it arrives.
         await pub.publish_raw(h.worker.topics.booking_changes, good.encode(),
                               json_bytes(event_dict(rid, good)))
-        await pub.publish_raw(h.worker.topics.booking_changes, bad.encode(),
-                              json_bytes(unprocessable(event_dict(rid, bad))))
+        raw = json_bytes(unprocessable(event_dict(rid, bad)))
+        await pub.publish_raw(h.worker.topics.booking_changes, bad.encode(), raw)
     await h.changes_applied(good, bad)
     await h.publish(restaurant(rid))
     [letter] = await dead_letters_of(h, bad, count=1, timeout=20.0)
-    assert headers_of(letter)["x-dlq-stage"] == "process"
+    headers = headers_of(letter)
+    # As itself: its own topic, position and bytes, as if the restaurant had been there.
+    assert headers["x-dlq-stage"] == "process"
+    assert headers["x-dlq-original-topic"] == h.worker.topics.booking_changes
+    assert int(headers["x-dlq-original-partition"]) >= 0
+    assert int(headers["x-dlq-original-offset"]) >= 0
+    assert letter.value == raw
     booking = await h.wait_booking(good, lambda b: b["status"] in ("pending", "confirmed"))
     assert booking["restaurant_id"] == rid
+    assert await dead_letters_of(h, rid, count=0, timeout=0.0) == []  # not the configuration

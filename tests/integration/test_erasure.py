@@ -203,10 +203,13 @@ async def seed(pool: asyncpg.Pool, bid: str, rid: str, who: dict[str, str], *,
                        bid, json.dumps(record).encode())
     change = make_change("booking.updated", bid, rid, booking_date="2031-06-01",
                          start_time="20:00", party_size=2, **who)
-    await pool.execute(
-        "INSERT INTO parked_changes (restaurant_id, booking_id, event_id, payload)"
-        " VALUES ($1, $2, $3, $4)", rid, bid, change.event_id, change.model_dump(mode="json"))
     raw = change.model_dump_json().encode()
+    # Parked with the message it came in (its bytes hold the guest's data too).
+    await pool.execute(
+        "INSERT INTO parked_changes (restaurant_id, booking_id, event_id, payload, source_topic,"
+        " source_partition, source_offset, source_key, source_value) VALUES"
+        " ($1, $2, $3, $4, 't.booking-changes', 0, 7, $2::text::bytea, $5)",
+        rid, bid, change.event_id, change.model_dump(mode="json"), raw)
     await pool.execute(
         "INSERT INTO dead_letter_backlog (original_topic, original_partition, original_offset,"
         " original_key, original_value, header_names, header_values, stage, publish_error)"
