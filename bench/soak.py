@@ -45,7 +45,7 @@ PASS_SHARE = 0.80  # last 10 % at >= 80 % of the first 10 %'s rate
 # Stop (and fail) when the worker is this many seconds of offered load behind: a soak that
 # cannot keep up would otherwise run for hours to say what the first minutes showed.
 MAX_BACKLOG_S = 300.0
-LINGER_MS = 200
+LINGER_MS = 1000
 SOAK_RETENTION = {"dedupe_retention_days": 120 / 86_400, "prune_interval_s": 15.0}
 BOOKKEEPING = ("processed_events", "allocation_requests_done", "submissions", "outbox")
 
@@ -100,7 +100,8 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))], 1)
 
 
-async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
+async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
+               ) -> dict[str, Any]:
     cfg = replace(FULL, days=60, profile=False)
     code = code_version()  # the tree as the worker starts: the soak outlasts edits to it
     with running_stack(prefix="sfsoak-") as stack:
@@ -133,12 +134,13 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
                                  group_id=settings.app_id, enable_auto_commit=False)
         await group.start()
         partitions = [TopicPartition(topics.booking_changes, p) for p in range(cfg.partitions)]
-        # Batches of up to LINGER_MS per partition: Tansu's in-memory log (the embedded
+        # Batches of up to `linger_ms` per partition: Tansu's in-memory log (the embedded
         # broker) fetches in time that grows with the number of record batches in a
         # partition (docs/infrastructure.md); a million one-record batches would measure that,
-        # not seatflow. Apache Kafka indexes its log. Latency includes this wait.
+        # not seatflow. Apache Kafka indexes its log. Latency includes this wait. 200 ms
+        # batches at 245/s took the broker from 17 % to 48 % of a core in 2.5 minutes.
         producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all",
-                                    enable_idempotence=False, linger_ms=LINGER_MS,
+                                    enable_idempotence=False, linger_ms=linger_ms,
                                     max_batch_size=1 << 20)
         await producer.start()
         sent_first: dict[bytes, int] = {}  # filled as the load goes: a soak may stop early
@@ -252,7 +254,7 @@ async def soak(changes: int, share: float, out: Path) -> dict[str, Any]:
         "code": code,
         "changes": len(records), "consumed": n, "kinds": dict(kinds), "restaurants": len(restaurants), "days": cfg.days,
         "capacity_changes_per_s": capacity, "offered_rate": rate, "share": share,
-        "settings": SOAK_RETENTION, "producer_linger_ms": LINGER_MS,
+        "settings": SOAK_RETENTION, "producer_linger_ms": linger_ms,
         "first_10pct_changes_per_s": round(first, 1),
         "last_10pct_changes_per_s": round(last, 1),
         "last_over_first": round(last / first, 3),
@@ -329,8 +331,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--changes", type=int, default=1_000_000)
     parser.add_argument("--share", type=float, default=0.7, help="of the measured capacity")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--linger-ms", type=int, default=LINGER_MS,
+                        help="the load generator's batching wait per partition")
     args = parser.parse_args(argv)
-    result = asyncio.run(soak(args.changes, args.share, args.out))
+    result = asyncio.run(soak(args.changes, args.share, args.out, args.linger_ms))
     print(json.dumps({k: result[k] for k in (
         "changes", "capacity_changes_per_s", "offered_rate", "first_10pct_changes_per_s",
         "last_10pct_changes_per_s", "last_over_first", "first_10pct_cpu_ms_per_change",
