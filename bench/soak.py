@@ -100,8 +100,8 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))], 1)
 
 
-async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
-               ) -> dict[str, Any]:
+async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS,
+               fixed_rate: int | None = None) -> dict[str, Any]:
     cfg = replace(FULL, days=60, profile=False)
     code = code_version()  # the tree as the worker starts: the soak outlasts edits to it
     with running_stack(prefix="sfsoak-") as stack:
@@ -110,7 +110,8 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
         print(f"  measuring capacity ({cfg.events} changes)", flush=True)
         capacity = (await throughput_run(stack, template, restaurants, cfg, 0,
                                          cfg.events)).changes_per_s
-        rate = max(50, int(capacity * share))
+        rate = fixed_rate or max(50, int(capacity * share))
+        share = round(rate / capacity, 3)
         print(f"  capacity {capacity:.0f} changes/s: producing {changes} at {rate}/s "
               f"(~{changes / rate / 60:.0f} min)", flush=True)
 
@@ -331,10 +332,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--changes", type=int, default=1_000_000)
     parser.add_argument("--share", type=float, default=0.7, help="of the measured capacity")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--rate", type=int, default=None,
+                        help="changes/s to offer, instead of --share of the measured capacity"
+                             " (a short run's capacity moves a lot on a shared machine)")
     parser.add_argument("--linger-ms", type=int, default=LINGER_MS,
                         help="the load generator's batching wait per partition")
     args = parser.parse_args(argv)
-    result = asyncio.run(soak(args.changes, args.share, args.out, args.linger_ms))
+    result = asyncio.run(soak(args.changes, args.share, args.out, args.linger_ms,
+                              args.rate))
     print(json.dumps({k: result[k] for k in (
         "changes", "capacity_changes_per_s", "offered_rate", "first_10pct_changes_per_s",
         "last_10pct_changes_per_s", "last_over_first", "first_10pct_cpu_ms_per_change",
