@@ -47,6 +47,12 @@ PASS_SHARE = 0.80  # last 10 % at >= 80 % of the first 10 %'s rate
 MAX_BACKLOG_S = 300.0
 LINGER_MS = 1000
 SOAK_RETENTION = {"dedupe_retention_days": 120 / 86_400, "prune_interval_s": 15.0}
+# The embedded broker's fetch costs in proportion to the record batches in a partition
+# (docs/infrastructure.md), and a caught-up worker fetches every 20 ms (the default here):
+# at 245-350 changes/s the broker went from ~20 % to ~45 % of a core within five minutes
+# while the worker kept pace, and would have starved it. Apache Kafka indexes its log, so
+# the soak fetches every 250 ms instead, to measure seatflow rather than Tansu.
+SOAK_TUNING = {"consumer_fetch_max_wait_ms": 250}
 BOOKKEEPING = ("processed_events", "allocation_requests_done", "submissions", "outbox")
 
 
@@ -117,7 +123,8 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
 
         tag = "soak"
         url = await create_database_async(stack, tag, template=template)
-        settings = run_settings(stack, url, tag, cfg).model_copy(update=SOAK_RETENTION)
+        settings = run_settings(stack, url, tag, cfg).model_copy(
+            update={**SOAK_RETENTION, **SOAK_TUNING})
         topics = TopicNames(settings.topic_prefix)
         await ensure_topics(settings)
         t_gen = time.monotonic()
@@ -255,7 +262,7 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
         "code": code,
         "changes": len(records), "consumed": n, "kinds": dict(kinds), "restaurants": len(restaurants), "days": cfg.days,
         "capacity_changes_per_s": capacity, "offered_rate": rate, "share": share,
-        "settings": SOAK_RETENTION, "producer_linger_ms": linger_ms,
+        "settings": {**SOAK_RETENTION, **SOAK_TUNING}, "producer_linger_ms": linger_ms,
         "first_10pct_changes_per_s": round(first, 1),
         "last_10pct_changes_per_s": round(last, 1),
         "last_over_first": round(last / first, 3),
