@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = Field(
         20, ge=1, validation_alias=_env("SEATFLOW_CONSUMER_FETCH_MAX_WAIT_MS")
     )
+    # How long the worker's producer waits to fill a record batch. Each batch costs a fetch
+    # on Tansu in proportion to the batches a partition holds (docs/infrastructure.md).
+    producer_linger_ms: float = Field(
+        5.0, ge=0, validation_alias=_env("SEATFLOW_PRODUCER_LINGER_MS")
+    )
     batch_size: int = Field(500, ge=1, validation_alias=_env("SEATFLOW_BATCH_SIZE"))
     batch_within_s: float = Field(0.02, gt=0, validation_alias=_env("SEATFLOW_BATCH_WITHIN_S"))
     db_pool_size: int = Field(8, ge=1, validation_alias=_env("SEATFLOW_DB_POOL_SIZE"))

@@ -57,7 +57,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_commit_every=settings.batch_size,
         broker_commit_interval=1.0,
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger_ms / 1000,
         producer_acks=-1,
         # Dead letters are cut to fit this (streams.deadletter.fit_dead_letter).
         producer_max_request_size=settings.kafka_max_request_bytes,
