@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import faust
 
+from agents.changes import NAME as CHANGES_AGENT
 from agents.housekeeping import relay_dead_letter_backlog
 from models.restaurant import RestaurantConfig
 from services.changes import ChangePolicy
@@ -16,7 +17,7 @@ from storage.dead_letters import RefusedDeadLetter
 from storage.intake import SourceMessage
 from storage.outbox import OutboxRow
 from streams.deadletter import build_dead_letter
-from streams.guard import BatchGuard, Poison, dead_letter_ops_row, guarded_agent
+from streams.guard import BatchGuard, Poison, backlog_row, dead_letter_ops_row, guarded_agent
 from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,16 @@ def _dead_letters(rt: Runtime, failed: list[FailedParkedChange]
     now = datetime.now(UTC)
     letters, notes = [], []
     for f in failed:
-        src = f.change.source or _stand_in(rt, f)
-        letter = build_dead_letter(src, "process", f.error, now)
+        poison = Poison(f.change.source or _stand_in(rt, f), "process", f.error)
+        src = poison.source
         log.warning("restaurants: released change %s[%d]@%d failed at stage process (%s);"
                     " dead-lettering it", src.topic, src.partition, src.offset,
                     type(f.error).__name__, extra={"booking_id": f.change.booking_id})
-        letters.append(RefusedDeadLetter(src.topic, src.partition, src.offset, letter.key,
-                                         letter.value, list(letter.headers), "process",
-                                         RELEASED_NOT_YET_PUBLISHED))
-        notes.append(dead_letter_ops_row(Poison(src, "process", f.error), None, now,
-                                         "booking_id", restaurant_id=f.change.restaurant_id))
-        rt.metrics.dead_letters.labels(topic="booking-changes", stage="process").inc()
+        letter = build_dead_letter(src, poison.stage, f.error, now)
+        letters.append(backlog_row(poison, letter, RELEASED_NOT_YET_PUBLISHED))
+        notes.append(dead_letter_ops_row(poison, None, now, "booking_id",
+                                         restaurant_id=f.change.restaurant_id))
+        rt.metrics.dead_letters.labels(topic=CHANGES_AGENT, stage=poison.stage).inc()
     return letters, notes
 
 

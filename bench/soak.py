@@ -264,7 +264,7 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
         "code": code,
         "changes": len(records), "consumed": n, "kinds": dict(kinds), "restaurants": len(restaurants), "days": cfg.days,
         "capacity_changes_per_s": capacity, "offered_rate": rate, "share": share,
-        "settings": {**SOAK_RETENTION, **SOAK_TUNING}, "producer_linger_ms": linger_ms,
+        "settings": {**SOAK_RETENTION, **SOAK_TUNING}, "generator_linger_ms": linger_ms,
         "first_10pct_changes_per_s": round(first, 1),
         "last_10pct_changes_per_s": round(last, 1),
         "last_over_first": round(last / first, 3),

@@ -207,7 +207,7 @@ class BatchGuard(Generic[M]):
             f"{self.name}.dead-letter", lambda: self._publish(letters)
         )
         if refused:
-            rows = [_backlog_row(poison[i], letters[i], error) for i, error in refused.items()]
+            rows = [backlog_row(poison[i], letters[i], error) for i, error in refused.items()]
             await self.rt.until_done(
                 f"{self.name}.dead-letter-backlog", lambda: self._backlog(rows)
             )
@@ -293,7 +293,8 @@ def _id_from_key(key: bytes | None) -> str | None:
         return None
 
 
-def _backlog_row(p: Poison, letter: DeadLetter, error: str) -> RefusedDeadLetter:
+def backlog_row(p: Poison, letter: DeadLetter, error: str) -> RefusedDeadLetter:
+    """A dead letter to keep in PostgreSQL (`dead_letter_backlog`); `error`: why it waits."""
     src = p.source
     return RefusedDeadLetter(src.topic, src.partition, src.offset, letter.key, letter.value,
                              list(letter.headers), p.stage, error)
