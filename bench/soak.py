@@ -88,17 +88,31 @@ async def database_sizes(url: str) -> dict[str, int]:
                                       "query": slowest["q"]} if slowest else None)}
 
 
-async def confirmations(url: str, keys: list[bytes]) -> dict[bytes, int]:
-    """Confirmed bookings among `keys`: the epoch ms of their confirming transaction."""
+async def confirmations(url: str, keys: list[bytes]) -> tuple[dict[bytes, int], dict[str, int]]:
+    """Confirmed bookings among `keys`: the epoch ms of their confirming transaction; and
+    the others counted by where they stand (status, allocation state, attempts, last
+    failure), so an unconfirmed create says why: a full day, a retry not yet due, a
+    booking never seen."""
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
-            "SELECT booking_id, (extract(epoch FROM updated_at) * 1000)::bigint AS ms"
-            " FROM bookings WHERE status = 'confirmed' AND booking_id = ANY($1::text[])",
+            "SELECT booking_id, status, alloc_state, attempts, last_failure,"
+            " (extract(epoch FROM updated_at) * 1000)::bigint AS ms"
+            " FROM bookings WHERE booking_id = ANY($1::text[])",
             [k.decode() for k in keys])
     finally:
         await conn.close()
-    return {r["booking_id"].encode(): r["ms"] for r in rows}
+    confirmed = {r["booking_id"].encode(): r["ms"] for r in rows if r["status"] == "confirmed"}
+    others: dict[str, int] = {}
+    for r in rows:
+        if r["status"] != "confirmed":
+            where = (f"{r['status']}/{r['alloc_state']}/attempts {r['attempts']}"
+                     f"/{r['last_failure'] or '-'}")
+            others[where] = others.get(where, 0) + 1
+    missing = len(keys) - len(rows)
+    if missing:
+        others["not in the database"] = missing
+    return confirmed, dict(sorted(others.items(), key=lambda kv: -kv[1]))
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -210,7 +224,7 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
             cpu = meter.used()
             # A timed create is its booking's only record, so its first send is the create's.
             sent_at = {k: ts for k, ts in sent_first.items() if k in timed}
-            confirmed_at = await confirmations(url, sorted(sent_at))
+            confirmed_at, unconfirmed_by_state = await confirmations(url, sorted(sent_at))
         finally:
             await producer.stop()
             await group.stop()
@@ -276,6 +290,7 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
         "median_latency_p99_ms": statistics.median(
             w["p99_ms"] for w in latency if w["p99_ms"] is not None) if latency else None,
         "unconfirmed_timed_creates": sum(1 for k in sent_at if k not in confirmed_at),
+        "unconfirmed_timed_creates_by_state": unconfirmed_by_state,
         "cpu_seconds": cpu,
         "throughput": series,
         "cpu_ms_per_change_per_minute": cpu_series,
@@ -353,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "changes", "capacity_changes_per_s", "offered_rate", "first_10pct_changes_per_s",
         "last_10pct_changes_per_s", "last_over_first", "first_10pct_cpu_ms_per_change",
         "last_10pct_cpu_ms_per_change", "target_met", "median_latency_p99_ms",
-        "unconfirmed_timed_creates", "cpu_seconds")}, indent=2))
+        "unconfirmed_timed_creates", "unconfirmed_timed_creates_by_state", "cpu_seconds")}, indent=2))
     return result
 
 
