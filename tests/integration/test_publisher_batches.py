@@ -1,0 +1,56 @@
+"""`streams.app.producer_send_many` on the real broker: a send's record batches are complete,
+so they go out at once, whatever the producer's linger (aiokafka lets an open batch wait
+out `linger_ms`, and a second batch for the same partition waits for the first)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.app import producer_send_many
+
+LINGER_MS = 120_000  # far longer than the test may take
+
+
+async def test_sends_of_complete_batches_do_not_wait_for_the_linger(stack: Any) -> None:
+    topic = f"publisher-batches-{id(stack)}-{asyncio.get_running_loop().time():.0f}"
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all",
+                                linger_ms=LINGER_MS)
+    await producer.start()
+    try:
+        # The app's producer as producer_send_many reaches it (faust.App.producer).
+        app = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+        send_many = producer_send_many(app)
+        first = await asyncio.wait_for(
+            send_many([(topic, b"k", b"one"), (topic, b"k", b"two")]), 30)
+        # Same key, same partition: an open first batch would hold this one back too.
+        second = await asyncio.wait_for(send_many([(topic, b"k", b"three")]), 30)
+        await asyncio.wait_for(asyncio.gather(*first, *second), 30)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        values: list[bytes] = []
+        for _ in range(60):
+            batch = await consumer.getmany(timeout_ms=500)
+            values += [m.value for msgs in batch.values() for m in msgs]
+            if len(values) >= 3:
+                break
+    finally:
+        await consumer.stop()
+    assert values == [b"one", b"two", b"three"]  # in order, as sent
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - a topic created just now
+    return consumer.partitions_for_topic(topic) or {0}
