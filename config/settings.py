@@ -132,7 +132,8 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = Field(
         20, ge=1, validation_alias=_env("SEATFLOW_CONSUMER_FETCH_MAX_WAIT_MS")
     )
-    # How long the worker's producer waits to fill a record batch. Each batch costs a fetch
+    # How long the worker's producer waits to fill record batches: per send of committed
+    # rows (streams.runtime), and per record for Faust's own sends. Each batch costs a fetch
     # on Tansu in proportion to the batches a partition holds (docs/infrastructure.md).
     producer_linger_ms: float = Field(
         5.0, ge=0, validation_alias=_env("SEATFLOW_PRODUCER_LINGER_MS")

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Committed batches the background publisher may hold before agents wait for it.
 PUBLISH_QUEUE_BATCHES = 64
+# At most this many rows in one send: what committed while the last send was under way goes
+# out together (fewer, fuller record batches per partition), a bounded amount at a time.
+PUBLISH_MAX_ROWS = 2000
 
 # Sends one record; returns a future that resolves once the broker has it.
 SendFn = Callable[[str, bytes | None, bytes | None, Sequence[tuple[str, bytes]] | None], Awaitable[Any]]
@@ -156,8 +159,16 @@ class Runtime:
 
     async def _publish_in_order(self) -> None:
         assert self._outgoing is not None
+        linger_s = self.settings.producer_linger_ms / 1000
         while True:
-            rows = await self._outgoing.get()
+            rows = await self._outgoing.get()  # a list of its own (publish_committed's copy)
+            if linger_s and self._outgoing.empty():
+                # Caught up: wait the producer's linger once, so what commits meanwhile goes
+                # out in the same record batches (a send's batches are closed: see
+                # streams.app.producer_send_many). Behind: send at once, with what waits.
+                await asyncio.sleep(linger_s)
+            while not self._outgoing.empty() and len(rows) < PUBLISH_MAX_ROWS:
+                rows.extend(self._outgoing.get_nowait())  # still in commit order
             try:
                 futures = await self._send(rows)
             except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox: the relay
@@ -187,6 +198,8 @@ class Runtime:
         task.add_done_callback(self._cleanup.discard)
 
     async def _forget(self, ids: list[int]) -> None:
+        if not ids:
+            return
         try:
             async with (await self.database()).transaction() as uow:
                 await uow.outbox.delete(ids)
