@@ -30,14 +30,17 @@ class CpuMeter:
             return 0.0
         try:
             main = psutil.Process(pid)
-            return _cpu_seconds(main) + sum(_cpu_seconds(c) for c in main.children())
+            # Backends and autovacuum workers come and go: those the postmaster has reaped
+            # are in its children_* times, the live ones are counted one by one.
+            reaped = main.cpu_times()
+            return (_cpu_seconds(main) + reaped.children_user + reaped.children_system
+                    + sum(_cpu_seconds(c) for c in main.children()))
         except psutil.Error:
             return 0.0
 
     def sample(self) -> dict[str, float]:
         return {
             "worker": _cpu_seconds(psutil.Process(self.worker_pid)),
-            # Backends that exited since the last sample take their CPU with them: a floor.
             "postgres": self._postgres(),
             "broker": _cpu_seconds(psutil.Process(self.stack.broker.process.pid)),
         }
