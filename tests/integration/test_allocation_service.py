@@ -116,6 +116,26 @@ async def test_the_exclusion_constraint_refuses_a_double_booking(database: Datab
             )
 
 
+async def test_a_batch_over_adjacent_days_sees_each_booking_on_its_tables_once(
+    database: Database,
+) -> None:
+    """A booking on the second of two dates in one batch matches both (the first date's
+    neighbour, and its own): it still sits on its tables once. A doubled table list made
+    re-seating refuse to move it (`_can_move` compares the lists)."""
+    async with database.transaction() as uow:
+        await apply_restaurant(uow, two_tables(), CHANGES)
+    day = date.fromisoformat(DAY)
+    next_day = day + timedelta(days=1)
+    await step(database, make_change("booking.created", "tomorrow", "r-repack",
+                                     booking_date=next_day.isoformat(), start_time="19:00",
+                                     party_size=4, customer_name="G"), repack=False)
+    await step(database, create("today", "19:00", 2), repack=False)
+    async with database.transaction() as uow:
+        seated = await uow.bookings.seated([("r-repack", day), ("r-repack", next_day)])
+    assert {bid: s.table_ids for bid, s in seated["r-repack"].items()} == {
+        "today": ("a",), "tomorrow": ("b",)}
+
+
 async def test_a_request_that_never_got_an_answer_is_asked_for_again(database: Database) -> None:
     from datetime import UTC, datetime
 
