@@ -108,10 +108,9 @@ async def run_requests(
     if not candidates:
         return result
 
-    seated = await uow.bookings.seated(
+    seating = _BatchSeating(await uow.bookings.seated(
         sorted({(s.restaurant_id, s.booking_date) for s, _ in candidates})
-    )
-    by_restaurant: dict[str, dict[str, allocation.Seated]] = defaultdict(dict, seated)
+    ))
     items: list[Decided] = []
     # Where each booking placed (or re-seated) in this batch sits at the end of it.
     placed: dict[str, str] = {}  # booking_id -> restaurant_id
@@ -119,7 +118,7 @@ async def run_requests(
     next_attempt: dict[str, datetime] = {}
     for state, reason in candidates:
         cfg = configs[state.restaurant_id]
-        day = by_restaurant[state.restaurant_id]
+        day = seating.near(state.restaurant_id, state.booking_date)
         outcome, window, moves = allocation.seat(
             cfg, state.party_size, state.booking_date, state.start_time,
             state.requested_end_time, day, now, reseat=policy.repack,
@@ -138,7 +137,7 @@ async def run_requests(
         )
         if isinstance(outcome, allocation.Plan) and window is not None:
             for moved_id, tables in moves.items():
-                day[moved_id] = replace(day[moved_id], table_ids=tables)
+                seating.put(state.restaurant_id, replace(day[moved_id], table_ids=tables))
                 before = moved[moved_id]
                 move = apply_move(before, tables, to_seat=state.booking_id)
                 assert move.state is not None
@@ -146,9 +145,9 @@ async def run_requests(
                 placed[moved_id] = state.restaurant_id
                 items.append(Decided(moved_id, state.restaurant_id, before, move))
             result.moved += len(moves)
-            day[state.booking_id] = allocation.Seated(
+            seating.put(state.restaurant_id, allocation.Seated(
                 state.booking_id, state.party_size, window, tuple(outcome.table_ids)
-            )
+            ))
             placed[state.booking_id] = state.restaurant_id
             if decision.state is not None:
                 decision.state = replace(decision.state, end_time=window.end.time())
@@ -162,11 +161,41 @@ async def run_requests(
     # Re-seated bookings leave their old tables before anyone takes them; the exclusion
     # constraint checks the final seating row by row.
     await uow.bookings.release_tables(sorted(moved))
-    await uow.bookings.hold_tables(_holds(placed, by_restaurant))
+    await uow.bookings.hold_tables(_holds(placed, seating.by_restaurant))
     result.rows = await persist_decisions(
         uow, items, configs, policy.inline_window, now, next_attempt_at=next_attempt,
     )
     return result
+
+
+class _BatchSeating:
+    """Where the confirmed bookings of a batch's restaurants sit as its decisions go on, by
+    restaurant and by the date each window starts. A decision is shown the bookings that
+    can touch its date (that date's and its neighbours', for windows across midnight), not
+    every date the batch loaded for the restaurant: a backlog's batch spans many dates, and
+    handing each decision all of them made its cost grow with the batch (bench.soak)."""
+
+    def __init__(self, seated: dict[str, dict[str, allocation.Seated]]) -> None:
+        self.by_restaurant: dict[str, dict[str, allocation.Seated]] = defaultdict(dict)
+        self._by_date: dict[tuple[str, date], dict[str, allocation.Seated]] = defaultdict(dict)
+        for restaurant_id, bookings in seated.items():
+            for seat in bookings.values():
+                self.put(restaurant_id, seat)
+
+    def put(self, restaurant_id: str, seat: allocation.Seated) -> None:
+        """Seat (or re-seat) a booking."""
+        before = self.by_restaurant[restaurant_id].get(seat.booking_id)
+        if before is not None:
+            self._by_date[(restaurant_id, before.window.start.date())].pop(seat.booking_id)
+        self.by_restaurant[restaurant_id][seat.booking_id] = seat
+        self._by_date[(restaurant_id, seat.window.start.date())][seat.booking_id] = seat
+
+    def near(self, restaurant_id: str, day: date) -> dict[str, allocation.Seated]:
+        """The bookings a window starting on `day` may meet; a copy (decide, then `put`)."""
+        near: dict[str, allocation.Seated] = {}
+        for d in (day - timedelta(days=1), day, day + timedelta(days=1)):
+            near.update(self._by_date.get((restaurant_id, d), {}))
+        return near
 
 
 async def _can_move(
