@@ -22,6 +22,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -103,17 +104,17 @@ async def confirmations(url: str, keys: list[bytes]) -> tuple[dict[bytes, int], 
             [k.decode() for k in keys])
     finally:
         await conn.close()
-    confirmed = {r["booking_id"].encode(): r["ms"] for r in rows if r["status"] == "confirmed"}
-    others: dict[str, int] = {}
+    confirmed: dict[bytes, int] = {}
+    others: Counter[str] = Counter()
     for r in rows:
-        if r["status"] != "confirmed":
-            where = (f"{r['status']}/{r['alloc_state']}/attempts {r['attempts']}"
-                     f"/{r['last_failure'] or '-'}")
-            others[where] = others.get(where, 0) + 1
-    missing = len(keys) - len(rows)
-    if missing:
-        others["not in the database"] = missing
-    return confirmed, dict(sorted(others.items(), key=lambda kv: -kv[1]))
+        if r["status"] == "confirmed":
+            confirmed[r["booking_id"].encode()] = r["ms"]
+        else:
+            others[f"{r['status']}/{r['alloc_state']}/attempts {r['attempts']}"
+                   f"/{r['last_failure'] or '-'}"] += 1
+    if len(keys) > len(rows):
+        others["not in the database"] = len(keys) - len(rows)
+    return confirmed, dict(others.most_common())
 
 
 def _percentile(values: list[float], q: float) -> float | None:

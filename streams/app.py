@@ -96,6 +96,11 @@ def producer_send_many(app: faust.App):  # type: ignore[no-untyped-def]
         batches: dict[tuple[str, int], object] = {}
         futures = []
         known: set[str] = set()
+
+        async def send(batch, topic: str, partition: int) -> None:  # type: ignore[no-untyped-def]
+            batch.close()  # complete: not to wait out the linger (see above)
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+
         for topic, key, value in records:
             if topic not in known:
                 await producer.client._wait_on_metadata(topic)
@@ -105,13 +110,11 @@ def producer_send_many(app: faust.App):  # type: ignore[no-untyped-def]
             if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
                 continue
             if batch is not None:  # full: send it, start the next one
-                batch.close()
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                await send(batch, topic, partition)
             batch = batches[(topic, partition)] = producer.create_batch()
             batch.append(key=key, value=value, timestamp=None)
         for (topic, partition), batch in batches.items():
-            batch.close()
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            await send(batch, topic, partition)
         return futures
 
     return send_many

@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Committed batches the background publisher may hold before agents wait for it.
 PUBLISH_QUEUE_BATCHES = 64
-# At most this many rows in one send: what committed while the last send was under way goes
-# out together (fewer, fuller record batches per partition), a bounded amount at a time.
+# What committed while the last send was under way goes out together (fewer, fuller record
+# batches per partition), a bounded amount at a time: no more commits are added to a send
+# once it holds this many rows.
 PUBLISH_MAX_ROWS = 2000
 
 # Sends one record; returns a future that resolves once the broker has it.

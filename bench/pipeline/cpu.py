@@ -32,8 +32,8 @@ class CpuMeter:
             main = psutil.Process(pid)
             # Backends and autovacuum workers come and go: those the postmaster has reaped
             # are in its children_* times, the live ones are counted one by one.
-            reaped = main.cpu_times()
-            return (_cpu_seconds(main) + reaped.children_user + reaped.children_system
+            own = main.cpu_times()
+            return (own.user + own.system + own.children_user + own.children_system
                     + sum(_cpu_seconds(c) for c in main.children()))
         except psutil.Error:
             return 0.0
