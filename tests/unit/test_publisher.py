@@ -97,3 +97,26 @@ def test_without_a_linger_a_caught_up_publisher_sends_at_once() -> None:
         return sends.calls
 
     assert asyncio.run(scenario()) == [[b"a1"], [b"b1"]]
+
+
+def test_delivered_rows_of_several_sends_are_deleted_from_the_outbox_in_one_transaction(
+) -> None:
+    async def scenario() -> tuple[int, list[list[int]]]:
+        sends = Sends(hold_first=False)
+        rt = runtime(0, sends)
+        deletes: list[list[int]] = []
+
+        async def forget(ids: list[int]) -> None:  # stands in for the DELETE transaction
+            deletes.append(ids)
+
+        rt._forget = forget  # type: ignore[method-assign]
+        for i in (1, 2, 3):
+            await rt.publish_committed([OutboxRow(Topic.BOOKING_STATUS, "k", b"v", id=i)])
+            await until(lambda i=i: sum(map(len, sends.calls)) == i, f"row {i} sent")
+        await until(lambda: rt._forgetter is not None, "a delete scheduled")
+        await asyncio.wait_for(rt._forgetter, 10)  # type: ignore[arg-type]
+        return len(sends.calls), deletes
+
+    sends, deletes = asyncio.run(scenario())
+    assert sends == 3  # three sends ...
+    assert deletes == [[1, 2, 3]]  # ... one delete
