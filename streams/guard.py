@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -153,8 +154,12 @@ class BatchGuard(Generic[M]):
     async def run(self, sources: Sequence[SourceMessage]) -> None:
         good: list[Decoded[M]] = []
         poison: list[Poison] = []
+        self.rt.metrics.consumed.labels(topic=self.name).inc(len(sources))
+        age = self.rt.metrics.record_age_seconds.labels(agent=self.name)
+        now_ms = time.time() * 1000
         for src in sources:
-            self.rt.metrics.consumed.labels(topic=self.name).inc()
+            if src.timestamp_ms is not None:
+                age.observe(max(0.0, now_ms - src.timestamp_ms) / 1000)
             try:
                 good.append(Decoded(src, self.decode(src)))
             except DecodeError as exc:

@@ -15,9 +15,11 @@ import asyncio
 import os
 import secrets
 import time
+import urllib.request
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.pipeline.config import BenchConfig, run_settings
 from bench.pipeline.cpu import CpuMeter
@@ -61,7 +63,41 @@ class LatencyRun:
     observed_p99_ms: float | None  # to the moment the bench's own consumer had the record
     cpu_seconds: dict[str, float]
     load_average: float
+    # Where a hop's time goes, per agent, from the worker's own /metrics (worker_breakdown).
+    worker: dict[str, dict[str, float]] = field(default_factory=dict)
     samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
+
+
+def worker_breakdown(base_url: str) -> dict[str, dict[str, float]]:
+    """Per agent, from the worker's /metrics over the whole run (warm-up included): batches,
+    records per batch, the mean record age when its batch starts (producer, broker, fetch
+    and queue), and the mean transaction and publish time per batch, in ms."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    sums: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            agent = sample.labels.get("agent")
+            if agent and sample.name.endswith(("_sum", "_count")):
+                stage = sample.labels.get("stage", "")
+                sums[(f"{sample.name}:{stage}", agent)] = sample.value
+    out: dict[str, dict[str, float]] = {}
+    for agent in sorted({a for _, a in sums}):
+        def mean_ms(name: str, stage: str = "", agent: str = agent) -> float | None:
+            count = sums.get((f"{name}_count:{stage}", agent))
+            total = sums.get((f"{name}_sum:{stage}", agent))
+            return round(1000 * total / count, 1) if count and total is not None else None
+        batches = sums.get(("seatflow_batch_seconds_count:", agent), 0.0)
+        records = sums.get(("seatflow_record_age_seconds_count:", agent), 0.0)
+        out[agent] = {
+            "batches": batches,
+            "records_per_batch": round(records / batches, 1) if batches else None,
+            "record_age_ms": mean_ms("seatflow_record_age_seconds"),
+            "transaction_ms": mean_ms("seatflow_stage_seconds", "transaction"),
+            "publish_ms": mean_ms("seatflow_stage_seconds", "publish"),
+            "batch_ms": mean_ms("seatflow_batch_seconds"),
+        }
+    return out
 
 
 class StatusWatcher:
@@ -166,6 +202,7 @@ async def latency_run(
         cpu = meter.used()
         await watcher.wait_for(sorted(timed), timeout=cfg.latency_drain_s)
         worker.check_alive("the latency run")
+        breakdown = await asyncio.to_thread(worker_breakdown, worker.base_url)
     finally:
         await producer.stop()
         await watcher.stop()
@@ -197,5 +234,6 @@ async def latency_run(
         pending_to_confirmed_p50_ms=_percentile(after_pending, 50),
         pending_to_confirmed_p99_ms=_percentile(after_pending, 99),
         observed_p99_ms=_percentile(observed, 99),
-        cpu_seconds=cpu, load_average=round(load_average, 2), samples=samples,
+        cpu_seconds=cpu, load_average=round(load_average, 2), worker=breakdown,
+        samples=samples,
     )

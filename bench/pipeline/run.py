@@ -141,6 +141,9 @@ async def run_benchmark(cfg: BenchConfig, *, quick: bool, out: Path = RESULTS_DI
                 print(f"  latency {rate}/s run {i + 1}/{cfg.latency_runs}: p50 {lat.p50_ms} ms, "
                       f"p99 {lat.p99_ms} ms (None = over {lat.drain_s:.0f} s) at "
                       f"{lat.achieved_rate}/s, {lat.unconfirmed}/{lat.counted} unconfirmed")
+                for agent, w in lat.worker.items():
+                    print(f"    {agent}: {w['records_per_batch']} records/batch, record age "
+                          f"{w['record_age_ms']} ms, transaction {w['transaction_ms']} ms")
         email_run = await with_retry(
             "emails", deaths,
             lambda: emails.email_run(stack, template, restaurants, cfg, cfg.email_bookings))
