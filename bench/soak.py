@@ -49,7 +49,6 @@ PASS_SHARE = 0.80  # last 10 % at >= 80 % of the first 10 %'s rate
 # for its first allocation attempt when the last change has been consumed.
 KEEP_UP_S = 10.0
 MAX_NEVER_TRIED_SHARE = 0.01
-NEVER_TRIED = "pending/queued/attempts 0/-"  # a state confirmations() counts
 # Stop (and fail) when the worker is this many seconds of offered load behind: a soak that
 # cannot keep up would otherwise run for hours to say what the first minutes showed.
 MAX_BACKLOG_S = 300.0
@@ -96,6 +95,15 @@ async def database_sizes(url: str) -> dict[str, int]:
                                       "query": slowest["q"]} if slowest else None)}
 
 
+def state_label(status: str, alloc_state: str, attempts: int, last_failure: str | None) -> str:
+    """How confirmations() names where an unconfirmed booking stands."""
+    return f"{status}/{alloc_state}/attempts {attempts}/{last_failure or '-'}"
+
+
+# Waiting for its first allocation attempt: the allocator never got to it.
+NEVER_TRIED = state_label("pending", "queued", 0, None)
+
+
 async def confirmations(url: str, keys: list[bytes]) -> tuple[dict[bytes, int], dict[str, int]]:
     """Confirmed bookings among `keys`: the epoch ms of their confirming transaction; and
     the others counted by where they stand (status, allocation state, attempts, last
@@ -116,8 +124,8 @@ async def confirmations(url: str, keys: list[bytes]) -> tuple[dict[bytes, int], 
         if r["status"] == "confirmed":
             confirmed[r["booking_id"].encode()] = r["ms"]
         else:
-            others[f"{r['status']}/{r['alloc_state']}/attempts {r['attempts']}"
-                   f"/{r['last_failure'] or '-'}"] += 1
+            others[state_label(r["status"], r["alloc_state"], r["attempts"],
+                               r["last_failure"])] += 1
     if len(keys) > len(rows):
         others["not in the database"] = len(keys) - len(rows)
     return confirmed, dict(others.most_common())
