@@ -434,6 +434,25 @@ def released_days(
 EARLY_HOURS_END = 6
 
 
+def reach(window: Window, longest: timedelta) -> tuple[datetime, datetime] | None:
+    """The span [lo, hi) outside which no confirmed booking changes ``seat``'s answer for
+    ``window``, when no window among the bookings it is shown is longer than ``longest``;
+    None when there is no bound (no service: the nearest booking on a table counts as
+    free time at any distance).
+
+    Why: a booking the window does not overlap matters only as a table's nearest
+    neighbour, and free time is capped at the service's edges, so one ending before the
+    service starts or starting after it ends changes nothing; re-seating reaches at most
+    ``REPACK_MAX_MOVES + 1`` overlaps away, each at most the longest window further (as
+    ``_RepackSearch`` itself bounds what it reads). storage.bookings.seated applies the
+    same bound in SQL, with ``longest`` taken from the rows themselves."""
+    if window.service_start is None or window.service_end is None:
+        return None
+    far = REACH_WINDOWS * max(longest, window.blocked_until - window.start)
+    return (min(window.service_start, window.start - far),
+            max(window.service_end, window.blocked_until + far))
+
+
 def seat(
     cfg: RestaurantConfig,
     party: int,
@@ -630,6 +649,9 @@ def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: di
 # re-seatings it misses need rotations of 3-11 bookings, which a search this cheap
 # rarely finds.
 REPACK_MAX_MOVES = 3
+# How many of the longest windows away from a decision's window a booking may still matter
+# (``reach``): the new booking's overlaps, and theirs, down a chain of REPACK_MAX_MOVES.
+REACH_WINDOWS = REPACK_MAX_MOVES + 1
 # The hard bound on a search's cost, whatever the restaurant or the day: steps of work
 # (a rival or a plan looked at, each a few operations on ints, plus _STEP_OVERHEAD per
 # question "which plans could this booking take"). A search that finds nothing spends all
@@ -804,8 +826,8 @@ class _RepackSearch:
         self.longest = longest
         # A chain of k moves reaches bookings at most k + 1 overlaps away from the window,
         # each at most the longest window further: the rest of the day is left out.
-        reach = (max_moves + 1) * longest
-        lo, hi = start - reach, until + reach
+        far = (max_moves + 1) * longest
+        lo, hi = start - far, until + far
         near = sorted(
             (s for s in confirmed if s.window.start < hi and lo < s.window.blocked_until),
             key=lambda s: s.window.start,

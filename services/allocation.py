@@ -15,9 +15,10 @@ from domain import allocation
 from domain.lifecycle import apply_allocation, apply_move
 from domain.model import BookingState, StatusReason
 from models.events import AllocationRequest
+from models.restaurant import RestaurantConfig
 from services import outbox
 from services.decisions import Decided, persist_decisions
-from storage.bookings import TableHold
+from storage.bookings import SeatingQuery, TableHold
 from storage.outbox import OutboxRow
 from storage.uow import UnitOfWork
 
@@ -108,9 +109,7 @@ async def run_requests(
     if not candidates:
         return result
 
-    seating = _BatchSeating(await uow.bookings.seated(
-        sorted({(s.restaurant_id, s.booking_date) for s, _ in candidates})
-    ))
+    seating = _BatchSeating(await uow.bookings.seated(_seating_queries(candidates, configs)))
     items: list[Decided] = []
     # Where each booking placed (or re-seated) in this batch sits at the end of it.
     placed: dict[str, str] = {}  # booking_id -> restaurant_id
@@ -166,6 +165,29 @@ async def run_requests(
         uow, items, configs, policy.inline_window, now, next_attempt_at=next_attempt,
     )
     return result
+
+
+def _seating_queries(
+    candidates: list[tuple[BookingState, StatusReason]],
+    configs: dict[str, RestaurantConfig],
+) -> list[SeatingQuery]:
+    """What each decision must be shown: the bookings within its window's reach. A booking
+    that cannot form a window is refused without a look at the others."""
+    windows: list[tuple[BookingState, allocation.Window]] = []
+    for state, _ in candidates:
+        window = allocation.booking_window(
+            configs[state.restaurant_id], state.booking_date, state.start_time,
+            state.requested_end_time, state.party_size)
+        if isinstance(window, allocation.Window):
+            windows.append((state, window))
+    # A booking this batch seats is not a row yet, but a later decision of the batch sees
+    # it (_BatchSeating): the reach must allow for its window too.
+    longest: dict[str, timedelta] = defaultdict(timedelta)
+    for state, window in windows:
+        longest[state.restaurant_id] = max(longest[state.restaurant_id],
+                                           window.blocked_until - window.start)
+    return [SeatingQuery(state.restaurant_id, state.booking_date, window,
+                         longest[state.restaurant_id]) for state, window in windows]
 
 
 class _BatchSeating:

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from domain.allocation import Seated, Window
+from domain.allocation import REACH_WINDOWS, Seated, Window
 from domain.model import BookingState
 
 _STATE_FIELDS = [
@@ -66,6 +66,34 @@ class TableHold:
     table_id: str
     start: datetime
     blocked_until: datetime
+
+
+@dataclass(frozen=True)
+class SeatingQuery:
+    """The confirmed bookings one allocation decision may meet: those around `window`
+    (within `allocation.reach` of it, when it has one), or, without a window, all those that
+    can touch a window starting on `day`."""
+
+    restaurant_id: str
+    day: date
+    window: Window | None = None
+    # The longest window the batch itself places at this restaurant (they are not rows yet).
+    longest: timedelta = timedelta(0)
+
+    def sort_key(self) -> tuple[str, date, datetime, datetime]:
+        w = self.window
+        return (self.restaurant_id, self.day, w.start if w else datetime.min,
+                w.blocked_until if w else datetime.min)
+
+    def bounds(self) -> tuple[datetime | None, datetime | None, datetime | None,
+                              datetime | None, timedelta]:
+        """(service start, service end, start, blocked until, longest) for the SQL, which
+        widens the first two as `allocation.reach` does; all None but `longest` for none."""
+        w = self.window
+        if w is None or w.service_start is None or w.service_end is None:
+            return None, None, None, None, self.longest
+        return (w.service_start, w.service_end, w.start, w.blocked_until,
+                max(self.longest, w.blocked_until - w.start))
 
 
 @dataclass(frozen=True)
@@ -166,41 +194,57 @@ class BookingRepository:
                 "DELETE FROM booking_tables WHERE booking_id = ANY($1::text[])", booking_ids
             )
 
-    async def seated(self, days: list[tuple[str, date]]) -> dict[str, dict[str, Seated]]:
-        """Confirmed bookings per restaurant on the given dates and their neighbours
-        (midnight), with where they sit: what allocation must avoid, and what re-seating may
-        move."""
-        if not days:
+    async def seated(self, wanted: list[SeatingQuery]) -> dict[str, dict[str, Seated]]:
+        """Confirmed bookings per restaurant, with where they sit: what allocation must
+        avoid, and what re-seating may move. Per query, those of its date and the
+        neighbours (midnight) that can touch a window starting that day, and of those, when
+        the query has a window with a reach (`allocation.reach`), only the ones within it."""
+        if not wanted:
             return {}
-        days = sorted(set(days))
-        # One row per booking, its tables gathered here: the allocator reads a whole day
-        # (and the next) per decision, and a Python loop per table row was the largest own
-        # cost of a busy allocator (bench.soak). DISTINCT: with a restaurant's adjacent days
-        # in one batch, a booking matches both.
+        wanted = sorted(set(wanted), key=SeatingQuery.sort_key)
+        reaches = [q.bounds() for q in wanted]
+        # One row per booking, its tables gathered here: a Python loop per table row was
+        # the largest own cost of a busy allocator (bench.soak). DISTINCT: with a
+        # restaurant's adjacent days in one batch, a booking matches both.
         rows = await self.conn.fetch(
-            "SELECT bt.restaurant_id, bt.booking_id, b.party_size,"
+            "SELECT n.restaurant_id, n.booking_id, b.party_size,"
             " array_agg(DISTINCT rt.table_id ORDER BY rt.table_id) AS table_ids,"
-            " lower(bt.during) AS s, upper(bt.during) AS e"
-            " FROM unnest($1::text[], $2::date[]) AS d(r, day)"
-            " JOIN booking_tables bt ON bt.restaurant_id = d.r"
-            "  AND bt.booking_date BETWEEN d.day - 1 AND d.day + 1"
+            " lower(n.during) AS s, upper(n.during) AS e"
+            " FROM (SELECT w.lo, w.hi, w.s, w.u, bt.restaurant_id, bt.booking_id,"
+            "   bt.table_key, bt.during,"
+            # allocation.reach's far, with the longest window taken from the rows themselves
+            # and from what this batch places (`floor`). Per restaurant, not per query: a
+            # decision is also shown the rows loaded for the batch's other decisions there
+            # (services.allocation._BatchSeating), and a longer one among them reaches further.
+            "   $8::int * greatest(w.floor, max(upper(bt.during) - lower(bt.during))"
+            "    OVER (PARTITION BY w.r)) AS far"
+            "  FROM unnest($1::text[], $2::date[], $3::timestamp[], $4::timestamp[],"
+            "   $5::timestamp[], $6::timestamp[], $7::interval[])"
+            "   AS w(r, day, lo, hi, s, u, floor)"
+            "  JOIN booking_tables bt ON bt.restaurant_id = w.r"
+            "   AND bt.booking_date BETWEEN w.day - 1 AND w.day + 1"
             # Only what can touch a window starting that day: neighbours crossing midnight.
             # Written as bounds, not `during && tsrange(...)`: the overlap operator lets the
             # planner AND in the exclusion constraint's GiST index, which matches every
             # restaurant's bookings of those days and grows with the whole table (bench.soak).
-            "  AND lower(bt.during) < (d.day + 2)::timestamp AND upper(bt.during) > d.day::timestamp"
-            " JOIN restaurant_tables rt ON rt.table_key = bt.table_key"
-            " JOIN bookings b ON b.booking_id = bt.booking_id"
-            " GROUP BY bt.restaurant_id, bt.booking_id, b.party_size, bt.during"
-            " ORDER BY bt.booking_id",
-            [r for r, _ in days],
-            [d for _, d in days],
+            "   AND lower(bt.during) < (w.day + 2)::timestamp"
+            "   AND upper(bt.during) > w.day::timestamp) AS n"
+            " JOIN restaurant_tables rt ON rt.table_key = n.table_key"
+            " JOIN bookings b ON b.booking_id = n.booking_id"
+            " WHERE n.lo IS NULL OR (upper(n.during) > least(n.lo, n.s - n.far)"
+            "  AND lower(n.during) < greatest(n.hi, n.u + n.far))"
+            " GROUP BY n.restaurant_id, n.booking_id, b.party_size, n.during"
+            " ORDER BY n.booking_id",
+            [q.restaurant_id for q in wanted],
+            [q.day for q in wanted],
+            *([r[k] for r in reaches] for k in range(5)),
+            REACH_WINDOWS,
         )
         out: dict[str, dict[str, Seated]] = defaultdict(dict)
         for restaurant_id, booking_id, party, table_ids, start, end in rows:
+            # Positional: keywords cost a fifth of this loop, which runs per booking shown.
             out[restaurant_id][booking_id] = Seated(
-                booking_id, party, Window(start=start, end=end, blocked_until=end),
-                tuple(table_ids))
+                booking_id, party, Window(start, end, end), tuple(table_ids))
         return out
 
     async def hold_tables(self, holds: list[TableHold]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 import asyncpg
 import pytest
 
 from config.settings import Settings
+from domain.allocation import Window, booking_window, reach
 from models.events import AllocationRequest
 from models.restaurant import RestaurantConfig
 from producers.publisher import make_cancel, make_change
@@ -15,6 +16,7 @@ from services.allocation import AllocationPolicy, run_requests
 from services.changes import ChangePolicy, apply_changes
 from services.restaurants import apply_restaurant
 from storage import db
+from storage.bookings import SeatingQuery
 from storage.uow import Database
 
 DAY = "2030-06-14"
@@ -131,7 +133,8 @@ async def test_a_batch_over_adjacent_days_sees_each_booking_on_its_tables_once(
                                      party_size=4, customer_name="G"), repack=False)
     await step(database, create("today", "19:00", 2), repack=False)
     async with database.transaction() as uow:
-        seated = await uow.bookings.seated([("r-repack", day), ("r-repack", next_day)])
+        seated = await uow.bookings.seated([SeatingQuery("r-repack", day),
+                                            SeatingQuery("r-repack", next_day)])
     assert {bid: s.table_ids for bid, s in seated["r-repack"].items()} == {
         "today": ("a",), "tomorrow": ("b",)}
 
@@ -150,3 +153,38 @@ async def test_a_request_that_never_got_an_answer_is_asked_for_again(database: D
     async with database.transaction() as uow:
         rows = await enqueue_due_attempts(uow, now=now + STUCK_QUEUED + timedelta(seconds=1))
     assert [(r.value["booking_id"], r.value["reason"]) for r in rows] == [("lost", "retry")]
+
+
+async def test_a_decision_reads_only_the_bookings_within_its_reach(database: Database) -> None:
+    """With a window, `seated` returns exactly the bookings of the whole dates that meet
+    `allocation.reach` of it (the longest window taken from those rows): the next day's
+    are left out, an earlier service's kept while a re-seating chain can reach them."""
+    cfg = RestaurantConfig.model_validate({
+        **two_tables().model_dump(),
+        "tables": [{"table_id": f"t{i}", "capacity": 4} for i in range(6)],
+        "services": [{"name": "lunch", "start": "12:00", "end": "15:00", "allow_overrun": True},
+                     {"name": "dinner", "start": "17:00", "end": "23:00"}],
+    })
+    async with database.transaction() as uow:
+        await apply_restaurant(uow, cfg, CHANGES)
+    day = date.fromisoformat(DAY)
+    for offset, start in ((-1, "21:00"), (0, "12:00"), (0, "14:30"), (0, "18:00"),
+                          (0, "20:30"), (0, "22:00"), (1, "12:00"), (1, "19:00")):
+        on = day + timedelta(days=offset)
+        await step(database, make_change(
+            "booking.created", f"b-{on}-{start}", "r-repack", booking_date=on.isoformat(),
+            start_time=start, party_size=2, customer_name="G"), repack=False)
+    window = booking_window(cfg, day, time(19), None, 2)
+    assert isinstance(window, Window)
+    async with database.transaction() as uow:
+        whole = (await uow.bookings.seated([SeatingQuery("r-repack", day)]))["r-repack"]
+        near = (await uow.bookings.seated([SeatingQuery("r-repack", day, window)]))["r-repack"]
+    longest = max(s.window.blocked_until - s.window.start for s in whole.values())
+    span = reach(window, longest)
+    assert span is not None
+    expected = {b: s for b, s in whole.items()
+                if s.window.blocked_until > span[0] and s.window.start < span[1]}
+    assert near == expected
+    assert f"b-{day + timedelta(days=1)}-19:00" in whole and len(near) < len(whole)
+    # Lunch ends before dinner starts, yet a re-seating chain may reach it: kept.
+    assert near[f"b-{day}-14:30"].window.blocked_until <= window.service_start

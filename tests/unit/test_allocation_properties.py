@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -21,6 +21,7 @@ from domain.allocation import (
     allocate,
     booking_window,
     plan_occupancy,
+    reach,
     repack,
     seat,
 )
@@ -301,3 +302,137 @@ def test_seat_keeps_the_day_sound_whatever_it_moves(cfg, sequence, now):
             seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
         seated[f"b{index}"] = Seated(f"b{index}", party, window, outcome.table_ids)
         _assert_day_is_sound(cfg, seated)
+
+
+# Services with bookings on either side of them: the day's other service, and one past
+# midnight whose early hours belong to the next date.
+SPLIT_SERVICES = [
+    [{"name": "lunch", "start": "12:00", "end": "15:00", "allow_overrun": True},
+     {"name": "dinner", "start": "17:00", "end": "22:00", "allow_overrun": False}],
+    [{"name": "late", "start": "20:00", "end": "02:00", "allow_overrun": True}],
+    [{"name": "dinner", "start": "17:00", "end": "22:00", "allow_overrun": True}],
+]
+# Requests at any hour of three dates, some far longer than a turn.
+spread_requests = st.lists(
+    st.tuples(
+        st.integers(-1, 1),
+        st.integers(0, 24 * 4 - 1).map(lambda q: time(q // 4, (q % 4) * 15)),
+        st.one_of(st.none(), st.none(), st.integers(30, 600)),
+        st.integers(1, 8),
+    ),
+    min_size=10,
+    max_size=60,
+)
+
+
+def _end(start: time, minutes: int | None) -> time | None:
+    if minutes is None:
+        return None
+    end_minute = (start.hour * 60 + start.minute + minutes) % (24 * 60)
+    return time(end_minute // 60, end_minute % 60)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=restaurants(crowded=True),
+    services=st.sampled_from(SPLIT_SERVICES),
+    day=spread_requests,
+    asks=spread_requests,
+    extra=st.randoms(use_true_random=False),
+    tidy_moves=st.booleans(),
+)
+def test_bookings_beyond_the_reach_never_change_a_decision(
+    base, services, day, asks, extra, tidy_moves
+):
+    """``seat`` answers the same (plan, window, moves, and why not) when it is shown only
+    the bookings that meet ``reach`` of its window, or those and any others, as when it is
+    shown every booking of the date and its neighbours: what lets the allocator read less
+    than whole days (storage.bookings.seated)."""
+    cfg = RestaurantConfig.model_validate({**base.model_dump(), "services": services})
+    now = datetime.combine(DAY - timedelta(days=3), time(12), tzinfo=UTC)
+    seated: dict[str, Seated] = {}
+    for index, (offset, start, minutes, party) in enumerate(day):
+        on = DAY + timedelta(days=offset)
+        outcome, window, moves = seat(cfg, party, on, start, _end(start, minutes), seated,
+                                      now, reseat=True)
+        if isinstance(outcome, Plan) and window is not None:
+            for booking_id, tables in moves.items():
+                before = seated[booking_id]
+                seated[booking_id] = Seated(booking_id, before.party, before.window, tables)
+            seated[f"b{index}"] = Seated(f"b{index}", party, window, outcome.table_ids)
+    longest = max((s.window.blocked_until - s.window.start for s in seated.values()),
+                  default=timedelta(0))
+    excluded = 0
+    for _, start, minutes, party in asks:
+        end = _end(start, minutes)
+        window = booking_window(cfg, DAY, start, end, party)
+        if isinstance(window, AllocationFailure):
+            continue
+        span = reach(window, longest)
+        assert span is not None  # every config here has services
+        lo, hi = span
+        inside = {b: s for b, s in seated.items()
+                  if s.window.blocked_until > lo and s.window.start < hi}
+        excluded += len(seated) - len(inside)
+        some_more = {**inside, **{b: s for b, s in seated.items() if extra.random() < 0.5}}
+        some_more = {b: some_more[b] for b in seated if b in some_more}  # the day's order
+        full = seat(cfg, party, DAY, start, end, seated, now, reseat=True,
+                    tidy_moves=tidy_moves)
+        assert seat(cfg, party, DAY, start, end, inside, now, reseat=True,
+                    tidy_moves=tidy_moves) == full
+        assert seat(cfg, party, DAY, start, end, some_more, now, reseat=True,
+                    tidy_moves=tidy_moves) == full
+    event("some bookings beyond the reach" if excluded else "every booking within the reach")
+
+
+def test_reach_has_no_bound_without_services() -> None:
+    window = Window(datetime(2026, 12, 1, 19), datetime(2026, 12, 1, 21),
+                    datetime(2026, 12, 1, 21, 15))
+    assert reach(window, timedelta(hours=2)) is None
+
+
+def test_reach_covers_the_service_and_a_chain_of_longest_windows() -> None:
+    window = Window(datetime(2026, 12, 1, 19), datetime(2026, 12, 1, 19, 15),
+                    datetime(2026, 12, 1, 19, 15), service="dinner",
+                    service_start=datetime(2026, 12, 1, 17),
+                    service_end=datetime(2026, 12, 1, 22))
+    # Short windows: the service's edges bound it.
+    assert reach(window, timedelta(minutes=15)) == (datetime(2026, 12, 1, 17),
+                                                     datetime(2026, 12, 1, 22))
+    # Two-hour windows: REPACK_MAX_MOVES + 1 of them either side.
+    assert reach(window, timedelta(hours=2)) == (datetime(2026, 12, 1, 11),
+                                                  datetime(2026, 12, 2, 3, 15))
+
+
+def test_a_move_sees_the_neighbours_of_the_booking_it_moves() -> None:
+    """Found by the property above with a bound of the service alone: a long lunch could
+    move to the 1-top only if the dinner booking on it, beyond lunch's edge, were ignored."""
+    cfg = RestaurantConfig.model_validate({
+        "restaurant_id": "r-reach", "name": "Reach", "slug": "reach",
+        "tables": [{"table_id": "t0", "zone": "main", "capacity": 1},
+                   {"table_id": "t1", "zone": "main", "capacity": 2},
+                   {"table_id": "t2", "zone": "main", "capacity": 3}],
+        "services": SPLIT_SERVICES[0], "max_tables_per_booking": 1,
+    })
+    now = datetime.combine(DAY - timedelta(days=3), time(12), tzinfo=UTC)
+    seated: dict[str, Seated] = {}
+    for booking_id, start, minutes in (("dinner", time(17), None), ("lunch", time(12, 30), 271)):
+        outcome, window, _ = seat(cfg, 1, DAY, start, _end(start, minutes), seated, now,
+                                  reseat=True)
+        assert isinstance(outcome, Plan) and window is not None
+        seated[booking_id] = Seated(booking_id, 1, window, outcome.table_ids)
+    assert seated["dinner"].table_ids == ("t0",) and seated["lunch"].table_ids == ("t1",)
+    window = booking_window(cfg, DAY, time(12), None, 2)
+    assert isinstance(window, Window) and window.service_end is not None
+    longest = max(s.window.blocked_until - s.window.start for s in seated.values())
+    lo, hi = reach(window, longest) or (None, None)
+    assert seated["dinner"].window.start >= window.service_end  # beyond the service...
+    assert seated["dinner"].window.start < hi  # ...but within the reach
+
+    def decide(shown: dict[str, Seated]):
+        return seat(cfg, 2, DAY, time(12), None, shown, now, reseat=True, tidy_moves=True)
+
+    assert decide(seated)[0] == Plan(("t2",), 3)
+    assert decide(seated)[2] == {}
+    without_dinner = decide({"lunch": seated["lunch"]})
+    assert without_dinner[2] == {"lunch": ("t0",)}  # what a bound of the service would do
