@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 import faust
 
 from services.allocation import enqueue_due_attempts
-from services.retention import RetentionPolicy, prune_batch
+from services.retention import PRUNED, RetentionPolicy, prune_batch, unfinished
 from streams.deadletter import DeadLetter, fit_dead_letter
 from streams.guard import backlog_delay_s
 from streams.runtime import Runtime, is_transient_kafka
@@ -75,13 +76,14 @@ async def prune(rt: Runtime, policy: RetentionPolicy) -> dict[str, int]:
     """Prune in small transactions until nothing past retention is left; yields to the
     event loop between batches so agents never wait long behind it."""
     total: Counter[str] = Counter()
-    while True:
+    tables: Collection[str] = PRUNED
+    while tables:
         async with (await rt.database()).transaction() as uow:
-            deleted = await prune_batch(uow, policy, datetime.now(UTC))
+            deleted = await prune_batch(uow, policy, datetime.now(UTC), tables)
         total.update(deleted)
-        if max(deleted.values()) < policy.batch_rows:
-            break
-        await asyncio.sleep(0.05)
+        tables = unfinished(deleted, policy)
+        if tables:
+            await asyncio.sleep(0.05)
     if sum(total.values()):
         log.info("pruned past retention: %s", dict(total))
     return dict(total)

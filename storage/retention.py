@@ -24,8 +24,11 @@ class RetentionRepository:
     async def prune_older_than(self, table: str, before: datetime, *, limit: int) -> int:
         age, key = _BY_AGE[table]
         result = await self.conn.execute(
+            # Oldest first, by the age index (migration 0005): without the order the
+            # planner may scan the table for rows past the age, and the table holds the
+            # whole dedupe window's traffic (bench.soak: ~100 rows read per change).
             f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table}"
-            f" WHERE {age} < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            f" WHERE {age} < $1 ORDER BY {age} LIMIT $2 FOR UPDATE SKIP LOCKED)",
             before,
             limit,
         )
