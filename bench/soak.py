@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.pipeline.config import FULL, RESULTS_DIR, run_settings
 from bench.pipeline.cpu import CpuMeter
-from bench.pipeline.latency import offered_load
+from bench.pipeline.latency import metric_samples, offered_load
 from bench.pipeline.run import code_version
 from bench.pipeline.throughput import throughput_run
 from bench.pipeline.workload import build_template, generate_mix, make_restaurants
@@ -82,6 +82,15 @@ async def database_sizes(url: str) -> dict[str, int]:
             " WHERE n.nspname = 'public' AND c.relkind = 'r'")
         total = await conn.fetchval("SELECT pg_database_size(current_database())")
         counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in BOOKKEEPING}
+        work = dict(await conn.fetchrow(
+            "SELECT xact_commit, tup_returned, tup_fetched, blks_read, blks_hit"
+            " FROM pg_stat_database WHERE datname = current_database()"))
+        # Which index or table the rows are read from: the statement whose reads grow.
+        for r in await conn.fetch(
+                "SELECT 'index ' || indexrelname AS name, idx_tup_read AS n"
+                " FROM pg_stat_user_indexes UNION ALL"
+                " SELECT 'scan ' || relname, seq_tup_read FROM pg_stat_user_tables"):
+            work[r["name"]] = r["n"]
         slowest = await conn.fetchrow(
             "SELECT extract(epoch FROM now() - query_start) AS s, left(query, 120) AS q"
             " FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'"
@@ -90,9 +99,18 @@ async def database_sizes(url: str) -> dict[str, int]:
         await conn.close()
     return {"database": int(total), **{r["relname"]: int(r["bytes"]) for r in rows},
             **{f"rows:{t}": int(n) for t, n in counts.items()},
+            # Counters since the database was made: what PostgreSQL did per change.
+            **{f"pg:{k}": int(v or 0) for k, v in work.items()},
             # What to look at first when the rate drops: a statement that runs for seconds.
             "slowest_active_query": ({"seconds": round(float(slowest["s"]), 2),
                                       "query": slowest["q"]} if slowest else None)}
+
+
+def worker_counters(base_url: str) -> dict[str, float]:
+    """The worker's allocation decisions so far, by result: whether a change got dearer
+    because it asks for more decisions (retries, capacity sweeps) or each got dearer."""
+    return {f"decisions:{s.labels['result']}": s.value for s in metric_samples(base_url)
+            if s.name == "seatflow_allocation_decisions_total"}
 
 
 def state_label(status: str, alloc_state: str, attempts: int, last_failure: str | None) -> str:
@@ -197,6 +215,7 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
                                          "cpu_s": meter.used()}
                 if now >= next_db:
                     entry["sizes"] = await database_sizes(url)
+                    entry["worker"] = await asyncio.to_thread(worker_counters, worker.base_url)
                     next_db = now + 30
                     progress(entry)
                 samples.append(entry)
@@ -274,11 +293,23 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
             series.append({"t_s": b["t_s"],
                            "changes_per_s": round((b["consumed"] - a["consumed"])
                                                   / (b["t_s"] - a["t_s"]), 1)})
+    def work_per_change(t_from: float, t_to: float) -> dict[str, float]:
+        """Allocation decisions and PostgreSQL's transactions, rows and blocks per change
+        consumed between two moments (from the 30 s samples)."""
+        inside = [s for s in samples if "worker" in s and t_from <= s["t_s"] <= t_to]
+        if len(inside) < 2 or inside[-1]["consumed"] <= inside[0]["consumed"]:
+            return {}
+        done = inside[-1]["consumed"] - inside[0]["consumed"]
+        first, last = ({**s["worker"], **s["sizes"]} for s in (inside[0], inside[-1]))
+        return {k: round((last[k] - first[k]) / done, 3) for k in last
+                if k.startswith(("decisions:", "pg:")) and k in first}
+
     cpu_series = []
     for minute in range(int(samples[-1]["t_s"] // 60)):
         per_change = cpu_ms_per_change(minute * 60, minute * 60 + 60)
         if per_change is not None:
-            cpu_series.append({"t_s": minute * 60 + 60, **per_change})
+            cpu_series.append({"t_s": minute * 60 + 60, **per_change,
+                               **work_per_change(minute * 60 - 30, minute * 60 + 60)})
     latency_windows: dict[int, list[float]] = {}
     start_ms = min(sent_at.values())
     for key, sent in sent_at.items():
@@ -300,6 +331,8 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
         "last_over_first": round(last / first, 3),
         "first_10pct_cpu_ms_per_change": cpu_ms_per_change(crossing(1), crossing(0.1 * n)),
         "last_10pct_cpu_ms_per_change": cpu_ms_per_change(crossing(0.9 * n), crossing(n)),
+        "first_10pct_work_per_change": work_per_change(crossing(1), crossing(0.1 * n)),
+        "last_10pct_work_per_change": work_per_change(crossing(0.9 * n), crossing(n)),
         "fell_behind_at_s": fell_behind[0] if fell_behind else None,
         "median_latency_p99_ms": statistics.median(
             w["p99_ms"] for w in latency if w["p99_ms"] is not None) if latency else None,

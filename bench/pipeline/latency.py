@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from bench.pipeline.config import BenchConfig, run_settings
 from bench.pipeline.cpu import CpuMeter
@@ -68,19 +69,23 @@ class LatencyRun:
     samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
 
 
+def metric_samples(base_url: str) -> list[Sample]:
+    """Every sample the worker's /metrics shows now."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
 def worker_breakdown(base_url: str) -> dict[str, dict[str, float]]:
     """Per agent, from the worker's /metrics over the whole run (warm-up included): batches,
     records per batch, the mean record age when its batch starts (producer, broker, fetch
     and queue), and the mean transaction and publish time per batch, in ms."""
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
-        text = response.read().decode()
     sums: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            agent = sample.labels.get("agent")
-            if agent and sample.name.endswith(("_sum", "_count")):
-                stage = sample.labels.get("stage", "")
-                sums[(f"{sample.name}:{stage}", agent)] = sample.value
+    for sample in metric_samples(base_url):
+        agent = sample.labels.get("agent")
+        if agent and sample.name.endswith(("_sum", "_count")):
+            stage = sample.labels.get("stage", "")
+            sums[(f"{sample.name}:{stage}", agent)] = sample.value
     out: dict[str, dict[str, float]] = {}
     for agent in sorted({a for _, a in sums}):
         def mean_ms(name: str, stage: str = "", agent: str = agent) -> float | None:
