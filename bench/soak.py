@@ -215,7 +215,9 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
                                          "cpu_s": meter.used()}
                 if now >= next_db:
                     entry["sizes"] = await database_sizes(url)
-                    entry["worker"] = await asyncio.to_thread(worker_counters, worker.base_url)
+                    entry["work"] = {
+                        **await asyncio.to_thread(worker_counters, worker.base_url),
+                        **{k: v for k, v in entry["sizes"].items() if k.startswith("pg:")}}
                     next_db = now + 30
                     progress(entry)
                 samples.append(entry)
@@ -277,15 +279,22 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
     n = samples[-1]["consumed"] if fell_behind else len(records)
     first = 0.1 * n / max(crossing(0.1 * n) - crossing(1), 1e-9)
     last = 0.1 * n / max(crossing(n) - crossing(0.9 * n), 1e-9)
-    def cpu_ms_per_change(t_from: float, t_to: float) -> dict[str, float] | None:
-        """CPU per change consumed between two moments: unlike the rate, it does not move
-        with whatever else the machine runs, so it shows whether a change got dearer."""
-        inside = [s for s in samples if "cpu_s" in s and t_from <= s["t_s"] <= t_to]
+    def growth_per_change(counters: str, t_from: float, t_to: float, scale: float = 1.0
+                   ) -> dict[str, float] | None:
+        """How much each counter of the samples' `counters` grew per change consumed
+        between two moments (the first and last samples that have them), times `scale`;
+        None when too few samples or no change fall between."""
+        inside = [s for s in samples if counters in s and t_from <= s["t_s"] <= t_to]
         if len(inside) < 2 or inside[-1]["consumed"] <= inside[0]["consumed"]:
             return None
         done = inside[-1]["consumed"] - inside[0]["consumed"]
-        return {k: round(1000 * (inside[-1]["cpu_s"][k] - inside[0]["cpu_s"][k]) / done, 3)
-                for k in inside[0]["cpu_s"]}
+        first, last = inside[0][counters], inside[-1][counters]
+        return {k: round(scale * (last[k] - first[k]) / done, 3) for k in first if k in last}
+
+    def cpu_ms_per_change(t_from: float, t_to: float) -> dict[str, float] | None:
+        """CPU per change consumed between two moments: unlike the rate, it does not move
+        with whatever else the machine runs, so it shows whether a change got dearer."""
+        return growth_per_change("cpu_s", t_from, t_to, scale=1000)
 
     series = []
     for a, b in zip(samples, samples[1:], strict=False):
@@ -296,13 +305,7 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
     def work_per_change(t_from: float, t_to: float) -> dict[str, float]:
         """Allocation decisions and PostgreSQL's transactions, rows and blocks per change
         consumed between two moments (from the 30 s samples)."""
-        inside = [s for s in samples if "worker" in s and t_from <= s["t_s"] <= t_to]
-        if len(inside) < 2 or inside[-1]["consumed"] <= inside[0]["consumed"]:
-            return {}
-        done = inside[-1]["consumed"] - inside[0]["consumed"]
-        first, last = ({**s["worker"], **s["sizes"]} for s in (inside[0], inside[-1]))
-        return {k: round((last[k] - first[k]) / done, 3) for k in last
-                if k.startswith(("decisions:", "pg:")) and k in first}
+        return growth_per_change("work", t_from, t_to) or {}
 
     cpu_series = []
     for minute in range(int(samples[-1]["t_s"] // 60)):

@@ -80,11 +80,6 @@ class SeatingQuery:
     # The longest window the batch itself places at this restaurant (they are not rows yet).
     longest: timedelta = timedelta(0)
 
-    def sort_key(self) -> tuple[str, date, datetime, datetime]:
-        w = self.window
-        return (self.restaurant_id, self.day, w.start if w else datetime.min,
-                w.blocked_until if w else datetime.min)
-
     def bounds(self) -> tuple[datetime | None, datetime | None, datetime | None,
                               datetime | None, timedelta]:
         """(service start, service end, start, blocked until, longest) for the SQL, which
@@ -201,7 +196,7 @@ class BookingRepository:
         the query has a window with a reach (`allocation.reach`), only the ones within it."""
         if not wanted:
             return {}
-        wanted = sorted(set(wanted), key=SeatingQuery.sort_key)
+        wanted = list(dict.fromkeys(wanted))  # the same decision twice: one query
         reaches = [q.bounds() for q in wanted]
         # One row per booking, its tables gathered here: a Python loop per table row was
         # the largest own cost of a busy allocator (bench.soak). DISTINCT: with a
