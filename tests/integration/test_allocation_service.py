@@ -16,8 +16,9 @@ from services.allocation import AllocationPolicy, run_requests
 from services.changes import ChangePolicy, apply_changes
 from services.restaurants import apply_restaurant
 from storage import db
-from storage.bookings import SeatingQuery
+from storage.bookings import BookingRepository, SeatingQuery
 from storage.uow import Database
+from tests.support.pgstats import rows_read
 
 DAY = "2030-06-14"
 CHANGES = ChangePolicy(auto_assign=True, inline_window=timedelta(seconds=2))
@@ -153,6 +154,62 @@ async def test_a_request_that_never_got_an_answer_is_asked_for_again(database: D
     async with database.transaction() as uow:
         rows = await enqueue_due_attempts(uow, now=now + STUCK_QUEUED + timedelta(seconds=1))
     assert [(r.value["booking_id"], r.value["reason"]) for r in rows] == [("lost", "retry")]
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["auto", "force_generic_plan"])
+async def test_the_retry_timer_reads_the_due_attempts_not_every_pending_booking(
+    database: Database, plan_cache_mode: str
+) -> None:
+    """Found by bench.soak: each tick of the retry timer walked every pending booking
+    (those out of attempts pile up), under the generic plan a worker's connection settles on."""
+    from datetime import UTC, datetime
+
+    from services.allocation import STUCK_QUEUED
+
+    now = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+    stale = now - STUCK_QUEUED - timedelta(seconds=1)
+    async with database.pool.acquire() as conn:
+        # 8,000 pending out of attempts and 192,000 confirmed, as late in bench.soak; then
+        # what the timer must take: retries due, a request never answered; and what not.
+        await conn.execute(
+            "INSERT INTO bookings (booking_id, restaurant_id, status, episode_kind,"
+            " booking_date, start_time, party_size, source, alloc_state, attempts, updated_at)"
+            " SELECT 'b' || i, 'r' || (i % 200), CASE WHEN i % 25 = 0 THEN 'pending'"
+            "  ELSE 'confirmed' END, 'created', date '2031-06-01' + i % 60, time '19:00', 2,"
+            "  'web', CASE WHEN i % 25 = 0 THEN 'exhausted' ELSE 'done' END, 4, $1"
+            " FROM generate_series(1, 200000) AS i", stale)
+        # And a few hundred in flight: retries not yet due, requests just made.
+        await conn.execute(
+            "INSERT INTO bookings (booking_id, restaurant_id, status, episode_kind,"
+            " booking_date, start_time, party_size, source, alloc_state, attempts,"
+            " next_attempt_at, updated_at)"
+            " SELECT 'f' || i, 'r' || (i % 200), 'pending', 'created', date '2031-06-01',"
+            "  time '19:00', 2, 'web', CASE WHEN i % 2 = 0 THEN 'retry' ELSE 'queued' END, 1,"
+            "  CASE WHEN i % 2 = 0 THEN $1::timestamptz + interval '1 minute' END, $1"
+            " FROM generate_series(1, 400) AS i", now)
+        await conn.executemany(
+            "INSERT INTO bookings (booking_id, restaurant_id, status, episode_kind,"
+            " booking_date, start_time, party_size, source, alloc_state, attempts,"
+            " next_attempt_at, updated_at) VALUES ($1, 'r1', $2, 'created', date '2031-06-01',"
+            " time '19:00', 2, 'web', $3, 1, $4, $5)",
+            [("due-1", "pending", "retry", now - timedelta(seconds=5), stale),
+             ("due-2", "pending", "retry", now, stale),
+             ("never-answered", "pending", "queued", None, stale),
+             ("later", "pending", "retry", now + timedelta(seconds=5), stale),
+             ("fresh", "pending", "queued", None, now),
+             # Cannot happen (leaving pending sets alloc_state done); if it did, not retried.
+             ("left-pending", "confirmed", "retry", now - timedelta(seconds=5), stale)])
+        await conn.execute("ANALYZE bookings")
+
+        before = await rows_read(conn, "bookings")
+        await conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+        async with conn.transaction():
+            due = await BookingRepository(conn).take_due_attempts(
+                now=now, stuck_after=STUCK_QUEUED, limit=100)
+        read = await rows_read(conn, "bookings") - before
+
+    assert sorted(d.booking_id for d in due) == ["due-1", "due-2", "never-answered"]
+    assert read < 100, f"the retry timer read {read} rows to find {len(due)}"
 
 
 async def test_a_decision_reads_only_the_bookings_within_its_reach(database: Database) -> None:
