@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -51,11 +52,18 @@ class EmbeddedPostgres:
         server.cleanup()  # type: ignore[attr-defined]
 
 
+# What a new data directory gets beyond initdb's defaults. shared_buffers: the default
+# 128 MB is a tenth of what bench.soak's database reaches, and past it each change read ~70
+# blocks through the kernel's page cache (a copy and a system call each) instead of ~1.
+EMBEDDED_CONF = {"shared_buffers": "512MB"}
+
+
 def start_postgres(datadir: Path) -> EmbeddedPostgres:
     """Start (or attach to an already running) private PostgreSQL 16 in `datadir`.
 
     It listens on a Unix socket only; `.url` is `postgresql://postgres:@/postgres?host=<dir>`,
     which asyncpg accepts. As root, pgserver runs the server as the system user `pgserver`.
+    A data directory it creates gets EMBEDDED_CONF; an existing one keeps its own settings.
     """
     datadir = Path(datadir).expanduser().resolve()
     try:
@@ -65,7 +73,16 @@ def start_postgres(datadir: Path) -> EmbeddedPostgres:
             warnings.simplefilter("ignore")
             import pgserver
 
+            new = not (datadir / "PG_VERSION").exists()
             server = pgserver.get_server(datadir, cleanup_mode="stop")
+            if new:
+                # pgserver runs initdb and starts the server in one call: configure, restart.
+                with (datadir / "postgresql.conf").open("a") as conf:
+                    conf.write("\n# seatflow's embedded stack (devstack/postgres.py)\n")
+                    conf.writelines(f"{k} = '{v}'\n" for k, v in EMBEDDED_CONF.items())
+                server.cleanup()
+                atexit.unregister(server._cleanup)  # that handle is gone; the next one stops it
+                server = pgserver.get_server(datadir, cleanup_mode="stop")
         url = server.get_uri()
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

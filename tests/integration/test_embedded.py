@@ -27,6 +27,7 @@ from devstack import (
     start_mail_sink,
     start_postgres,
 )
+from devstack.postgres import EMBEDDED_CONF
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration
@@ -61,6 +62,7 @@ async def test_postgres_answers_queries(stack, settings) -> None:
         try:
             assert await conn.fetchval("select 1") == 1
             assert (await conn.fetchval("show server_version")).startswith("16")
+            assert await conn.fetchval("show shared_buffers") == EMBEDDED_CONF["shared_buffers"]
         finally:
             await conn.close()
 
