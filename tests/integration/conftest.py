@@ -31,7 +31,7 @@ import asyncio
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.message import EmailMessage
@@ -43,6 +43,8 @@ from config.settings import Settings
 from models.events import BookingChange
 from models.restaurant import RestaurantConfig
 from producers.publisher import Publisher, make_cancel, make_change
+from storage import db
+from storage.uow import Database
 from tests.support.kafka import json_values, partition_count, partition_for, read_topic
 from tests.support.workers import WorkerProcess, worker_settings
 
@@ -58,6 +60,16 @@ def _stop_all(workers: list[WorkerProcess]) -> None:
             w.process.send_signal(signal.SIGTERM)
     for w in workers:
         w.stop(timeout=15)
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    """A small pool on the test's own database, for tests of the service and storage layers
+    without a worker (a module may override it: a larger pool, or data loaded first)."""
+    assert settings.database_url is not None
+    database = Database(await db.create_pool(settings.database_url, size=2))
+    yield database
+    await database.close()
 
 
 @pytest.fixture(scope="session")

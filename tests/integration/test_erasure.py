@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from config.settings import Settings
 from producers.publisher import make_cancel, make_change
 from services.privacy import UnknownBooking, erase_guest
-from storage import db
 from storage.uow import Database
 from tests.integration.conftest import Harness, restaurant
 from tests.integration.test_lifecycle import DAY, email_sent, ops_of
@@ -165,14 +163,6 @@ def test_erase_refuses_bad_usage(prompt_harness: Harness) -> None:
 
 
 # --- every place PostgreSQL keeps a copy ------------------------------------------------------
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    assert settings.database_url is not None
-    database = Database(await db.create_pool(settings.database_url, size=2))
-    yield database
-    await database.close()
 
 
 async def seed(pool: asyncpg.Pool, bid: str, rid: str, who: dict[str, str], *,

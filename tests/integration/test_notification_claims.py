@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
-from storage import db
 from storage.notifications import NotificationRepository
 from storage.uow import Database
 from tests.support.pgstats import rows_read
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def database(settings: Any):
-    database = Database(await db.create_pool(settings.database_url, size=2))
-    yield database
-    await database.close()
 
 
 @pytest.mark.parametrize("plan_cache_mode", ["auto", "force_generic_plan"])

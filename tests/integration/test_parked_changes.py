@@ -13,20 +13,12 @@ import pytest
 from producers.publisher import make_change
 from services.changes import ChangePolicy, apply_changes
 from services.restaurants import apply_restaurant
-from storage import db
 from storage.intake import SourceMessage
 from storage.uow import Database
 from tests.integration.conftest import restaurant
 
 pytestmark = pytest.mark.integration
 CHANGES = ChangePolicy(auto_assign=True, inline_window=timedelta(seconds=2))
-
-
-@pytest.fixture
-async def database(settings: Any):
-    database = Database(await db.create_pool(settings.database_url, size=2))
-    yield database
-    await database.close()
 
 
 def created(rid: str, bid: str, **booking: Any):

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from services.retention import PRUNED, RetentionPolicy, prune_batch, unfinished
-from storage import db
 from storage.retention import RetentionRepository
 from storage.uow import Database
 
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = RetentionPolicy(dedupe=timedelta(days=14), email_records=timedelta(days=90),
                          batch_rows=2, guest_data=timedelta(days=30))
-
-
-@pytest.fixture
-async def database(settings: Any):
-    database = Database(await db.create_pool(settings.database_url, size=2))
-    yield database
-    await database.close()
 
 
 async def test_bookkeeping_past_retention_is_pruned_in_small_batches(database: Database) -> None:
