@@ -95,17 +95,25 @@ def producer_send_many(app: faust.App):  # type: ignore[no-untyped-def]
         producer = app.producer._ensure_producer()  # the aiokafka producer behind Faust's
         batches: dict[tuple[str, int], object] = {}
         futures = []
-        known: set[str] = set()
+        # Per topic, its partitions as the producer's own `_partition` lists them, once per
+        # call rather than twice per record (two set copies each: 3 % of the worker's CPU).
+        partitions_of: dict[str, tuple[list[int], list[int]]] = {}
+        partitioner = producer._partitioner
 
         async def send(batch, topic: str, partition: int) -> None:  # type: ignore[no-untyped-def]
             batch.close()  # complete: not to wait out the linger (see above)
             futures.append(await producer.send_batch(batch, topic, partition=partition))
 
         for topic, key, value in records:
-            if topic not in known:
+            partitions = partitions_of.get(topic)
+            if partitions is None:
                 await producer.client._wait_on_metadata(topic)
-                known.add(topic)
-            partition = producer._partition(topic, None, key, value, key, value)
+                metadata = producer._metadata
+                partitions = partitions_of[topic] = (
+                    list(metadata.partitions_for_topic(topic)),
+                    list(metadata.available_partitions_for_topic(topic)),
+                )
+            partition = partitioner(key, *partitions)
             batch = batches.get((topic, partition))
             if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
                 continue

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.app import producer_send_many
 
@@ -49,6 +50,48 @@ async def test_sends_of_complete_batches_do_not_wait_for_the_linger(stack: Any) 
     finally:
         await consumer.stop()
     assert values == [b"one", b"two", b"three"]  # in order, as sent
+
+
+async def test_each_key_goes_to_the_partition_the_producer_chooses_for_it(stack: Any) -> None:
+    """send_many reads a topic's partitions once per call; each record still lands where the
+    producer's own partitioner puts its key (so a key's records stay in one partition)."""
+    topic = f"publisher-partitions-{id(stack)}-{asyncio.get_running_loop().time():.0f}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        app = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+        keys = [f"booking-{i}".encode() for i in range(40)]
+        futures = await asyncio.wait_for(
+            producer_send_many(app)([(topic, key, b"v") for key in keys]), 30)
+        await asyncio.wait_for(asyncio.gather(*futures), 30)
+        expected = {key: producer._partition(topic, None, key, None, key, None)  # noqa: SLF001
+                    for key in keys}
+    finally:
+        await producer.stop()
+    assert len(set(expected.values())) == 4  # the keys spread over every partition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        landed: dict[bytes, int] = {}
+        for _ in range(60):
+            batch = await consumer.getmany(timeout_ms=500)
+            landed.update((m.key, m.partition) for msgs in batch.values() for m in msgs)
+            if len(landed) >= len(keys):
+                break
+    finally:
+        await consumer.stop()
+    assert landed == expected
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
