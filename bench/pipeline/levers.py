@@ -79,7 +79,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         lat = await latency_run(stack, template, restaurants,
                                                 replace(cfg, latency_seconds=10.0),
                                                 args.latency_rate, i)
-                        pair[name].update(latency_p50_ms=lat.p50_ms, latency_p99_ms=lat.p99_ms)
+                        pair[name].update(latency_p50_ms=lat.p50_ms, latency_p99_ms=lat.p99_ms,
+                                          latency_worker=lat.worker)
                 print(f"  pair {i + 1}/{args.pairs} {name}: {pair[name]}", flush=True)
             pairs.append(pair)
 
