@@ -96,11 +96,16 @@ async def raw_relay(settings: Settings, source: str, expected: int) -> dict[str,
             "cpu_s": round(cpu, 3), "cpu_ms_per_record": round(cpu * 1000 / max(n, 1), 4)}
 
 
-def faust_relay(settings: Settings, source: str, expected: int, root: Path) -> dict[str, Any]:
-    """Run the trivial Faust relay (this module, as a process) over `expected` records."""
+def faust_relay(settings: Settings, source: str, expected: int, root: Path,
+                *, fanout: float | None = None) -> dict[str, Any]:
+    """Run the trivial Faust relay (faust_relay.py, as a process) over `expected` records;
+    with `fanout`, producing that many records per record consumed (faust_floor)."""
     out = root / "faust-relay.json"
+    out.unlink(missing_ok=True)
     env = {**settings_env(settings), "RELAY_SOURCE": source, "RELAY_EXPECTED": str(expected),
            "RELAY_OUT": str(out)}
+    if fanout is not None:
+        env["RELAY_FANOUT"] = str(fanout)
     log = root / "faust-relay.log"
     with log.open("wb") as fh:
         proc = subprocess.run([sys.executable, "-m", "bench.pipeline.faust_relay"], env=env,
@@ -109,3 +114,20 @@ def faust_relay(settings: Settings, source: str, expected: int, root: Path) -> d
         tail = log.read_text(errors="replace").splitlines()[-5:]
         raise RuntimeError(f"faust relay failed ({proc.returncode}): {' | '.join(tail)}")
     return json.loads(out.read_text())
+
+
+def faust_floor(settings: Settings, source: str, expected: int, root: Path,
+                *, consumed_per_change: float, produced_per_change: float) -> dict[str, Any]:
+    """Faust's own CPU for the records one change moves, with none of seatflow's work: the
+    Faust relay consuming records and producing `produced_per_change / consumed_per_change`
+    records for each (through the worker's publishing path), its CPU per consumed record
+    times `consumed_per_change`. Also the changes/s one core would reach if a change cost
+    only that."""
+    fanout = round(produced_per_change / consumed_per_change, 3)
+    run = faust_relay(settings, source, expected, root, fanout=fanout)
+    return {**run, "fanout": fanout,
+            "consumed_per_change": round(consumed_per_change, 3),
+            "produced_per_change": round(produced_per_change, 3),
+            "cpu_ms_per_change": round(run["cpu_ms_per_record"] * consumed_per_change, 4),
+            "changes_per_s_per_core": round(
+                1000 / (run["cpu_ms_per_record"] * consumed_per_change), 1)}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.pipeline import emails
-from bench.pipeline.baselines import faust_relay, fill_relay_input, raw_relay
+from bench.pipeline.baselines import faust_floor, faust_relay, fill_relay_input, raw_relay
 from bench.pipeline.charts import charts, flame_chart
 from bench.pipeline.config import (
     FULL,
@@ -118,15 +118,23 @@ async def run_benchmark(cfg: BenchConfig, *, quick: bool, out: Path = RESULTS_DI
         sample, _ = generate_mix(min(cfg.events, 20_000), restaurants, cfg, seed=cfg.seed,
                                  tag="relay")
         source = await fill_relay_input(base_settings, sample, cfg.relay_records)
-        raws, fausts = [], []
+        raws, fausts, floors = [], [], []
+        # What a change moves through Kafka in this run: records consumed, records published.
+        consumed = statistics.median(r.consumed_records / r.events for r in runs)
+        produced = statistics.median(r.outbox_records / r.events for r in runs)
         for i in range(cfg.relay_runs):
             raws.append(await raw_relay(base_settings, source, cfg.relay_records))
             # A consumer group of its own per run: each reads the input from the start.
             group = base_settings.model_copy(update={"app_id_override": f"faust-relay-{i}"})
             fausts.append(faust_relay(group, source, cfg.relay_records, stack.root))
+            group = base_settings.model_copy(update={"app_id_override": f"faust-floor-{i}"})
+            floors.append(faust_floor(group, source, cfg.relay_records, stack.root,
+                                      consumed_per_change=consumed,
+                                      produced_per_change=produced))
             print(f"  baselines {i + 1}/{cfg.relay_runs}: raw aiokafka relay "
                   f"{raws[-1]['per_s']:.0f} rec/s, Faust relay {fausts[-1]['per_s']:.0f} rec/s "
-                  f"({cfg.relay_records} records)")
+                  f"({cfg.relay_records} records); Faust floor of a change "
+                  f"{floors[-1]['cpu_ms_per_change']} ms")
         capacity = statistics.median(r.changes_per_s for r in runs)
         half = int(round(capacity / 2, -1))
         rates = sorted({*cfg.latency_rates, half})
@@ -166,6 +174,7 @@ async def run_benchmark(cfg: BenchConfig, *, quick: bool, out: Path = RESULTS_DI
     ratio = statistics.median(ours) / raw_rate
     cpu_per_change = statistics.median(r.cpu_ms_per_change["worker"] for r in runs)
     faust_cpu = statistics.median(r["cpu_ms_per_record"] for r in fausts)
+    floor_cpu = statistics.median(r["cpu_ms_per_change"] for r in floors)
     by_rate: dict[str, Any] = {}
     for rate in rates:
         mine = [r for r in latency_runs if r.offered_rate == rate]
@@ -214,6 +223,10 @@ async def run_benchmark(cfg: BenchConfig, *, quick: bool, out: Path = RESULTS_DI
             "Baselines relay the run's change records, cycled, relay_records per run, on the "
             "same broker: a raw aiokafka consume->produce loop, and a trivial Faust agent "
             "(batched take, one wait per batch's sends) on an app built like the worker's.",
+            "Faust floor of a change: the Faust relay consuming the records a change consumes "
+            "(changes, allocation requests) and publishing, for each, the records a change "
+            "publishes per record consumed, through the worker's own send path; its CPU per "
+            "change is what Faust and aiokafka cost with none of seatflow's work.",
             "Latency runs offer the throughput runs' change mix at a fixed rate and time the "
             "creates no other change of the load touches. "
             "Latency = booking.confirmed record timestamp - change record timestamp; sends in "
@@ -238,6 +251,11 @@ async def run_benchmark(cfg: BenchConfig, *, quick: bool, out: Path = RESULTS_DI
             "ratio_to_faust_relay": round(statistics.median(ours) / faust_rate, 4),
             "faust_relay_cpu_ms_per_record": faust_cpu,
             "worker_cpu_per_change_in_faust_relay_records": round(cpu_per_change / faust_cpu, 1),
+            "faust_floor": floors,
+            "median_faust_floor_cpu_ms_per_change": floor_cpu,
+            "faust_floor_share_of_worker_cpu": round(floor_cpu / cpu_per_change, 3),
+            # The ratio a worker would reach on one core if a change cost only Faust's floor.
+            "faust_floor_ratio_to_raw_relay": round(1000 / floor_cpu / raw_rate, 4),
         },
         "latency": {
             "runs": [{k: v for k, v in asdict(r).items() if k != "samples"} for r in latency_runs],
@@ -269,6 +287,13 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"{'worker CPU ms per change':<46} {tp['median_worker_cpu_ms_per_change']:>12.2f}")
     print(f"{'  = Faust relay records of CPU':<46} "
           f"{base['worker_cpu_per_change_in_faust_relay_records']:>12.1f}")
+    if "median_faust_floor_cpu_ms_per_change" in base:
+        print(f"{'Faust floor of a change, CPU ms':<46} "
+              f"{base['median_faust_floor_cpu_ms_per_change']:>12.3f}")
+        print(f"{'  = share of the worker CPU per change':<46} "
+              f"{base['faust_floor_share_of_worker_cpu']:>12.0%}")
+        print(f"{'  ratio to raw relay at the floor, one core':<46} "
+              f"{base['faust_floor_ratio_to_raw_relay']:>12.1%}")
     for rate, row in lat["by_rate"].items():
         label = f"latency p50 / p99 ms @ {rate}/s" + (" (half)" if row["half_capacity"] else "")
         print(f"{label:<46} {_ms(row['median_p50_ms'], drain):>6} / "

@@ -49,6 +49,8 @@ class ThroughputRun:
     status_mismatches: int  # bookings whose last status event disagrees with PostgreSQL
     change_transactions: int  # batches the changes agent committed
     outbox_records: int  # records the worker published through its outbox
+    # Records the worker consumed: the changes and the allocation requests it published.
+    consumed_records: int
     cpu_seconds: dict[str, float]  # worker, PostgreSQL, broker: from worker start to done
     cpu_ms_per_change: dict[str, float]
     load_average: float  # 1-min load average when the worker started (2 cores)
@@ -92,6 +94,7 @@ class FinalState:
     first_processed: float  # wall clock of the first change transaction
     change_transactions: int
     outbox_records: int
+    allocation_requests: int
 
 
 async def check_final_state(stack: Stack, settings: Settings, database_url: str) -> FinalState:
@@ -111,6 +114,8 @@ async def check_final_state(stack: Stack, settings: Settings, database_url: str)
         await conn.close()
     records = await read_topic(stack.kafka_bootstrap,
                               TopicNames(settings.topic_prefix).booking_status, timeout=60)
+    requests = await read_topic(stack.kafka_bootstrap,
+                                TopicNames(settings.topic_prefix).allocation_requests, timeout=60)
     last: dict[str, dict[str, Any]] = {}
     for r in records:  # key = booking_id: one partition, in order
         event = json.loads(r.value)
@@ -127,6 +132,7 @@ async def check_final_state(stack: Stack, settings: Settings, database_url: str)
         alloc_states=dict(Counter(r["alloc_state"] for r in rows)),
         status_events=len(records), mismatches=mismatches, first_processed=first.timestamp(),
         change_transactions=transactions, outbox_records=outbox_records,
+        allocation_requests=len(requests),
     )
 
 
@@ -159,6 +165,7 @@ async def throughput_run(
         timed_out=timed_out, final_status=final.statuses, alloc_states=final.alloc_states,
         status_events=final.status_events, status_mismatches=final.mismatches,
         change_transactions=final.change_transactions, outbox_records=final.outbox_records,
+        consumed_records=events + final.allocation_requests,
         cpu_seconds=cpu, cpu_ms_per_change={k: round(v * 1000 / events, 3) for k, v in cpu.items()},
         load_average=round(load_average, 2), profiled=profile_to is not None,
     )
