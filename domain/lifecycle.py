@@ -8,8 +8,6 @@ Each returns a `Decision` the agents persist and publish in one transaction.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from domain.allocation import (
     START_PASSED,
     AllocationFailure,
@@ -25,6 +23,7 @@ from domain.model import (
     RetrySchedule,
     StatusChange,
     StatusReason,
+    evolve,
 )
 from domain.notifications import decide_notifications
 from domain.walkins import ResolvedContact
@@ -59,8 +58,8 @@ def _with_status(
     decision: Decision, prev: BookingState | None, new: BookingState, change: StatusChange
 ) -> Decision:
     """Record a transition; it is the booking's next version (docs/interface.md §5)."""
-    new = replace(new, version=new.version + 1)
-    change = replace(change, booking_version=new.version)
+    new = evolve(new, version=new.version + 1)
+    change = evolve(change, booking_version=new.version)
     plan = decide_notifications(prev, new, change)
     decision.state = new
     decision.status_changes.append(change)
@@ -95,7 +94,7 @@ def state_from_change(
         channel=change.channel,
     )
     if base is not None:
-        return replace(base, **common)
+        return evolve(base, **common)
     return BookingState(
         booking_id=b.booking_id,
         status="pending",
@@ -139,7 +138,7 @@ def apply_change(
             return decision
         if stored.status == "cancelled":
             return decision
-        new = replace(stored, status="cancelled", alloc_state="done", table_ids=())
+        new = evolve(stored, status="cancelled", alloc_state="done", table_ids=())
         if stored.status == "confirmed" and stored.table_ids:
             _release(decision, stored, held_cfg)
         return _with_status(
@@ -160,7 +159,7 @@ def apply_change(
 
     if stored is None:
         ref = new_pending_ref(booking_id, change.event_id)
-        new = replace(
+        new = evolve(
             state_from_change(change, contact, cfg),
             pending_ref=ref,
             alloc_state="queued" if auto_assign else "idle",
@@ -179,11 +178,11 @@ def apply_change(
     if not changed:
         if any(getattr(stored, f) != getattr(incoming, f) for f in DETAIL_FIELDS):
             # Details only: stored; status, tables and pending_ref unchanged; no email.
-            decision.state = replace(incoming, end_time=stored.end_time)
+            decision.state = evolve(incoming, end_time=stored.end_time)
         return decision
 
     ref = new_pending_ref(booking_id, change.event_id)
-    new = replace(
+    new = evolve(
         incoming,
         status="pending",
         pending_ref=ref,
@@ -238,7 +237,7 @@ def apply_allocation(
             OpsNote("auto_assign.attempt", "info", {**attempt_note, "result": "confirmed",
                                                      "table_ids": list(outcome.table_ids)})
         )
-        new = replace(
+        new = evolve(
             state,
             status="confirmed",
             table_ids=tuple(outcome.table_ids),
@@ -281,13 +280,13 @@ def apply_allocation(
         return decision
     retries_used = attempts - 1
     if outcome.reason not in TERMINAL_FAILURES and retries_used < len(retry_delays_s):
-        decision.state = replace(
+        decision.state = evolve(
             state, alloc_state="retry", attempts=attempts, last_failure=outcome.reason
         )
         decision.retry = RetrySchedule(retry_delays_s[retries_used])
         return decision
 
-    new = replace(state, alloc_state="exhausted", attempts=attempts, last_failure=outcome.reason)
+    new = evolve(state, alloc_state="exhausted", attempts=attempts, last_failure=outcome.reason)
     decision.ops.append(
         OpsNote(
             "auto_assign.failed",
@@ -327,7 +326,7 @@ def apply_move(state: BookingState, table_ids: tuple[str, ...], *, to_seat: str)
         "booking.tables_reassigned", "info",
         {"from": list(state.table_ids), "to": list(table_ids), "to_seat_booking_id": to_seat},
     ))
-    new = replace(state, table_ids=tuple(table_ids))
+    new = evolve(state, table_ids=tuple(table_ids))
     return _with_status(
         decision, state, new,
         StatusChange("booking.tables_changed", "confirmed", state.pending_ref, None,

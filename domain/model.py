@@ -5,15 +5,53 @@ Nothing here does I/O; the service layer persists a `Decision` and publishes wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, fields
 from datetime import date, time
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from models.events import Status, StatusReason, StatusType
 
 EpisodeKind = Literal["created", "modification"]
 AllocState = Literal["idle", "queued", "retry", "exhausted", "done"]
 Audience = Literal["guest", "restaurant"]
+R = TypeVar("R")
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    # What evolve and assemble rely on: every field set by __init__, kept in __dict__, and
+    # nothing else done on construction.
+    assert "__slots__" not in cls.__dict__ and not hasattr(cls, "__post_init__"), cls
+    names = [f.name for f in fields(cls)]
+    assert all(f.init for f in fields(cls)), cls
+    return frozenset(names)
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """`dataclasses.replace` for this module's frozen records, several times cheaper: it
+    copies the instance's attributes instead of calling the generated __init__ (which sets
+    each of BookingState's 26 fields through object.__setattr__); replace and that
+    __init__ were ~10 % of the worker's CPU. The result is as frozen as the original."""
+    cls = type(record)
+    names = _field_names(cls)
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - names)[0]!r}")
+    new = object.__new__(cls)
+    new.__dict__.update(record.__dict__, **changes)
+    return new
+
+
+def assemble(cls: type[R], values: dict[str, Any]) -> R:
+    """`cls(**values)` for this module's frozen records when `values` names every field
+    (as a stored row does), without the generated __init__ (see evolve)."""
+    names = _field_names(cls)
+    if values.keys() != names:
+        raise TypeError(f"{cls.__name__} fields missing or unknown: "
+                        f"{sorted(names ^ values.keys())}")
+    new = object.__new__(cls)
+    new.__dict__.update(values)
+    return new
 
 
 @dataclass(frozen=True)

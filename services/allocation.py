@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from domain import allocation
 from domain.lifecycle import apply_allocation, apply_move
-from domain.model import BookingState, StatusReason
+from domain.model import BookingState, StatusReason, evolve
 from models.events import AllocationRequest
 from models.restaurant import RestaurantConfig
 from services import outbox
@@ -149,7 +149,7 @@ async def run_requests(
             ))
             placed[state.booking_id] = state.restaurant_id
             if decision.state is not None:
-                decision.state = replace(decision.state, end_time=window.end.time())
+                decision.state = evolve(decision.state, end_time=window.end.time())
             result.confirmed += 1
         else:
             result.failed += 1

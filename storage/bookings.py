@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from domain.allocation import REACH_WINDOWS, Seated, Window
-from domain.model import BookingState
+from domain.model import BookingState, assemble
 
 _STATE_FIELDS = [
     "booking_id", "restaurant_id", "status", "pending_ref", "episode_kind", "episode_caused_by",
@@ -21,6 +21,7 @@ _STATE_FIELDS = [
 ]
 # Read with the state, never written by `save` (erasure sets it: storage.guest_data).
 _BOOKING_COLUMNS = ", ".join(_STATE_FIELDS) + ", erased_at IS NOT NULL AS personal_data_erased"
+_ROW_FIELDS = (*_STATE_FIELDS, "personal_data_erased")
 
 # Column -> PostgreSQL array type, for the one-statement unnest upsert below.
 _BOOKING_TYPES = {
@@ -52,8 +53,9 @@ _SAVE_SQL = (
 
 
 def _state(row: asyncpg.Record, table_ids: tuple[str, ...]) -> BookingState:
-    return BookingState(**{k: row[k] for k in _STATE_FIELDS}, table_ids=table_ids,
-                        personal_data_erased=row["personal_data_erased"])
+    values = {k: row[k] for k in _ROW_FIELDS}
+    values["table_ids"] = table_ids
+    return assemble(BookingState, values)
 
 
 @dataclass(frozen=True)
