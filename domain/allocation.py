@@ -617,22 +617,26 @@ def _index_ranges(
 def _slack_minutes(window: Window, prev_end: dict[str, datetime], next_start: dict[str, datetime]):
     """Free minutes a table keeps around the window, bounded by bookings or service edges."""
     minute = timedelta(minutes=1)
+    start, blocked_until = window.start, window.blocked_until
+    # The service edges are the same for every table: measured once (this runs per table
+    # of every candidate plan).
+    edge_before = (start - window.service_start) / minute if window.service_start is not None \
+        else None
+    edge_after = (window.service_end - blocked_until) / minute if window.service_end is not None \
+        else None
 
-    def side(gap_to_booking: timedelta | None, gap_to_edge: timedelta | None) -> float:
-        gaps = [g for g in (gap_to_booking, gap_to_edge) if g is not None]
-        if not gaps:
-            return _OPEN_SIDE_MINUTES
-        return max(min(gaps) / minute, 0.0)
+    def side(gap: float | None, edge: float | None) -> float:
+        if gap is None:
+            return _OPEN_SIDE_MINUTES if edge is None else max(edge, 0.0)
+        return max(gap if edge is None else min(gap, edge), 0.0)
 
     def slack(tid: str) -> float:
         before = prev_end.get(tid)
         after = next_start.get(tid)
         return side(
-            window.start - before if before is not None else None,
-            window.start - window.service_start if window.service_start is not None else None,
+            (start - before) / minute if before is not None else None, edge_before,
         ) + side(
-            after - window.blocked_until if after is not None else None,
-            window.service_end - window.blocked_until if window.service_end is not None else None,
+            (after - blocked_until) / minute if after is not None else None, edge_after,
         )
 
     return slack
