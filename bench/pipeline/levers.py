@@ -1,4 +1,4 @@
-"""Measure one performance lever: throughput runs of two worker variants, alternated A B A B
+"""Measure one performance lever: throughput runs of two worker variants, alternated A B B A
 on one stack, so the machine's drift hits both alike; optionally a latency run each.
 
     python -m bench.pipeline.levers --name uvloop \\
@@ -65,7 +65,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         template = await build_template(stack, restaurants, cfg)
         for i in range(args.pairs):
             pair: dict[str, Any] = {}
-            for name, side in sides.items():
+            # A B, then B A, ...: the side run second in a pair ran slower in both series of
+            # the gc lever (the machine warms up within a pair), so the order alternates.
+            order = list(sides.items())
+            if i % 2:
+                order.reverse()
+            pair["first"] = order[0][0]
+            for name, side in order:
                 # --profile: py-spy samples side B's last run.
                 spy = (RESULTS_DIR / f"levers_{args.name}_profile.txt"
                        if args.profile and name == "B" and i == args.pairs - 1 else None)
