@@ -106,6 +106,18 @@ async def database_sizes(url: str) -> dict[str, int]:
                                       "query": slowest["q"]} if slowest else None)}
 
 
+def worker_rss_bytes(pid: int) -> int | None:
+    """The worker's resident memory: whether it stays bounded over the run (the garbage
+    collector runs full passes rarely: seatflow.worker.tune_garbage_collector)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def worker_counters(base_url: str) -> dict[str, float]:
     """The worker's allocation decisions so far, by result: whether a change got dearer
     because it asks for more decisions (retries, capacity sweeps) or each got dearer."""
@@ -214,7 +226,8 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
                                          "consumed": await committed(group, partitions),
                                          "cpu_s": meter.used()}
                 if now >= next_db:
-                    entry["sizes"] = await database_sizes(url)
+                    entry["sizes"] = {**await database_sizes(url),
+                                      "worker_rss": worker_rss_bytes(worker.pid)}
                     entry["work"] = {
                         **await asyncio.to_thread(worker_counters, worker.base_url),
                         **{k: v for k, v in entry["sizes"].items() if k.startswith("pg:")}}
@@ -241,7 +254,8 @@ async def soak(changes: int, share: float, out: Path, linger_ms: int = LINGER_MS
             slow = entry["sizes"]["slowest_active_query"]
             print(f"  {entry['t_s'] / 60:5.1f} min: {entry['consumed']:>9,} of {len(records):,}"
                   f" consumed ({rate_now:.0f}/s over the last minute), database"
-                  f" {entry['sizes']['database'] / 2**20:.0f} MiB; CPU {busy}"
+                  f" {entry['sizes']['database'] / 2**20:.0f} MiB, worker"
+                  f" {(entry['sizes']['worker_rss'] or 0) / 2**20:.0f} MiB; CPU {busy}"
                   + (f"; a statement running {slow['seconds']} s: {slow['query']}"
                      if slow and slow["seconds"] >= 1 else ""), flush=True)
 
@@ -418,8 +432,12 @@ def charts(result: dict[str, Any], out: Path) -> None:
     ax.plot(t, [s["database"] / mib for s in sizes], label="whole database", lw=2)
     for table in ("bookings", "notifications", "booking_tables", *BOOKKEEPING):
         ax.plot(t, [s.get(table, 0) / mib for s in sizes], label=table, lw=1)
+    rss = [(s["t_s"] / 60, s["worker_rss"] / mib) for s in sizes if s.get("worker_rss")]
+    if rss:
+        ax.plot(*zip(*rss, strict=True), label="worker memory (RSS)", lw=1, ls="--",
+                color="black")
     ax.set_xlabel("minutes into the soak")
-    ax.set_ylabel("MiB on disk")
+    ax.set_ylabel("MiB on disk (worker: resident)")
     ax.set_title("Database size: booking data grows with bookings; bookkeeping stays bounded")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
