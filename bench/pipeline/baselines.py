@@ -125,9 +125,9 @@ def faust_floor(settings: Settings, source: str, expected: int, root: Path,
     only that."""
     fanout = round(produced_per_change / consumed_per_change, 3)
     run = faust_relay(settings, source, expected, root, fanout=fanout)
+    cpu_ms_per_change = run["cpu_ms_per_record"] * consumed_per_change
     return {**run, "fanout": fanout,
             "consumed_per_change": round(consumed_per_change, 3),
             "produced_per_change": round(produced_per_change, 3),
-            "cpu_ms_per_change": round(run["cpu_ms_per_record"] * consumed_per_change, 4),
-            "changes_per_s_per_core": round(
-                1000 / (run["cpu_ms_per_record"] * consumed_per_change), 1)}
+            "cpu_ms_per_change": round(cpu_ms_per_change, 4),
+            "changes_per_s_per_core": round(1000 / cpu_ms_per_change, 1)}

@@ -27,19 +27,6 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _send_batches(aio, topic: str, records: list[tuple[bytes, bytes]]):  # type: ignore[no-untyped-def]
-    """Experiment: one aiokafka batch per partition instead of one send per record."""
-    partitions = sorted(aio.client.cluster.partitions_for_topic(topic) or ())
-    batches: dict[int, object] = {}
-    for key, value in records:
-        p = aio._partitioner(key, partitions, partitions)
-        batch = batches.get(p)
-        if batch is None:
-            batch = batches[p] = aio.create_batch()
-        batch.append(key=key, value=value, timestamp=None)
-    return [await aio.send_batch(b, topic, partition=p) for p, b in batches.items()]
-
-
 def _run_faust_relay() -> None:
     """The relay process: a Faust app like the worker's, one agent, batched in and out."""
     import faust
@@ -70,15 +57,13 @@ def _run_faust_relay() -> None:
                 futures = await send_many([(target_name, e.key, e.value)
                                            for e in itertools.islice(
                                                itertools.cycle(events), count)])
-            elif os.environ.get("RELAY_SEND") == "batch":
-                futures = await _send_batches(producer._ensure_producer(), target_name,
-                                              [(e.key, e.value) for e in events])
             else:
+                count = len(events)
                 futures = [await producer.send(target_name, e.key, e.value, None, None, None)
                            for e in events]
             await asyncio.gather(*futures)
             state["n"] += len(events)
-            state["produced"] += count if fanout is not None else len(events)
+            state["produced"] += count
             if state["n"] >= expected:
                 elapsed, cpu = time.perf_counter() - state["t0"], _cpu_s() - state["cpu0"]
                 Path(os.environ["RELAY_OUT"]).write_text(json.dumps({  # noqa: ASYNC240 - once, at the end
