@@ -23,9 +23,9 @@ def _field_names(cls: type) -> frozenset[str]:
     # What evolve and assemble rely on: every field set by __init__, kept in __dict__, and
     # nothing else done on construction.
     assert "__slots__" not in cls.__dict__ and not hasattr(cls, "__post_init__"), cls
-    names = [f.name for f in fields(cls)]
-    assert all(f.init for f in fields(cls)), cls
-    return frozenset(names)
+    record_fields = fields(cls)
+    assert all(f.init for f in record_fields), cls
+    return frozenset(f.name for f in record_fields)
 
 
 def evolve(record: R, **changes: Any) -> R:
