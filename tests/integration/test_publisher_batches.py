@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.app import producer_send_many
+from tests.support.kafka import read_topic
 
 LINGER_MS = 120_000  # far longer than the test may take
 
@@ -76,21 +77,8 @@ async def test_each_key_goes_to_the_partition_the_producer_chooses_for_it(stack:
         await producer.stop()
     assert len(set(expected.values())) == 4  # the keys spread over every partition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(4)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        landed: dict[bytes, int] = {}
-        for _ in range(60):
-            batch = await consumer.getmany(timeout_ms=500)
-            landed.update((m.key, m.partition) for msgs in batch.values() for m in msgs)
-            if len(landed) >= len(keys):
-                break
-    finally:
-        await consumer.stop()
+    records = await read_topic(stack.kafka_bootstrap, topic, min_count=len(keys), timeout=30)
+    landed = {r.key: r.partition for r in records}
     assert landed == expected
 
 
